@@ -1,0 +1,116 @@
+"""The log and the registry model.
+
+``core`` imports nothing from the other folders. It holds the record envelope, subject names,
+the JetStream event store and embedded server, and the registry's domain: entries, changesets,
+validation, the three-way file merge and the app loader.
+"""
+
+from ._changeset import AppliedOp as AppliedOp
+from ._changeset import Changeset as Changeset
+from ._changeset import ChangesetBuilder as ChangesetBuilder
+from ._changeset import Op as Op
+from ._changeset import OpKind as OpKind
+from ._changeset import apply_ops as apply_ops
+from ._changeset import diff_states as diff_states
+from ._changeset import squash as squash
+from ._components import NativeComponent as NativeComponent
+from ._components import native_components as native_components
+from ._components import register_native_component as register_native_component
+from ._entry import Entry as Entry
+from ._entry import canonical_json as canonical_json
+from ._entry import parse_id as parse_id
+from ._errors import ConfigError as ConfigError
+from ._errors import ConflictError as ConflictError
+from ._errors import DefinitionError as DefinitionError
+from ._errors import DefinitionErrors as DefinitionErrors
+from ._errors import LogError as LogError
+from ._errors import LogUnavailableError as LogUnavailableError
+from ._errors import NotFoundError as NotFoundError
+from ._errors import NotImplementedFeatureError as NotImplementedFeatureError
+from ._errors import PayloadTooLargeError as PayloadTooLargeError
+from ._errors import RecordError as RecordError
+from ._errors import WippyError as WippyError
+from ._errors import error_from_json as error_from_json
+from ._errors import error_to_json as error_to_json
+from ._kinds import KNOWN_KINDS as KNOWN_KINDS
+from ._kinds import iter_references as iter_references
+from ._loader import LoadedApp as LoadedApp
+from ._loader import LoadedEntry as LoadedEntry
+from ._loader import load_app as load_app
+from ._merge import FileEntry as FileEntry
+from ._merge import MergePlan as MergePlan
+from ._merge import plan_files_apply as plan_files_apply
+from ._records import Record as Record
+from ._records import new_traceparent as new_traceparent
+from ._records import register_type as register_type
+from ._registry_log import Appended as Appended
+from ._registry_log import ChangesetAssembler as ChangesetAssembler
+from ._registry_log import DecodedChangeset as DecodedChangeset
+from ._registry_log import WriteContext as WriteContext
+from ._registry_log import append_changeset as append_changeset
+from ._server import LogServer as LogServer
+from ._server import ServerSettings as ServerSettings
+from ._server import find_nats_server as find_nats_server
+from ._store import EventStore as EventStore
+from ._store import JetStreamEventStore as JetStreamEventStore
+from ._store import StoreSettings as StoreSettings
+from ._store import Subscription as Subscription
+from ._subjects import Subjects as Subjects
+from ._validate import RegistryView as RegistryView
+from ._validate import validate_changeset as validate_changeset
+
+__all__ = [
+    "KNOWN_KINDS",
+    "Appended",
+    "AppliedOp",
+    "Changeset",
+    "ChangesetAssembler",
+    "ChangesetBuilder",
+    "ConfigError",
+    "ConflictError",
+    "DecodedChangeset",
+    "DefinitionError",
+    "DefinitionErrors",
+    "Entry",
+    "EventStore",
+    "FileEntry",
+    "JetStreamEventStore",
+    "LoadedApp",
+    "LoadedEntry",
+    "LogError",
+    "LogServer",
+    "LogUnavailableError",
+    "MergePlan",
+    "NativeComponent",
+    "NotFoundError",
+    "NotImplementedFeatureError",
+    "Op",
+    "OpKind",
+    "PayloadTooLargeError",
+    "Record",
+    "RecordError",
+    "RegistryView",
+    "ServerSettings",
+    "StoreSettings",
+    "Subjects",
+    "Subscription",
+    "WippyError",
+    "WriteContext",
+    "append_changeset",
+    "apply_ops",
+    "canonical_json",
+    "diff_states",
+    "error_from_json",
+    "error_to_json",
+    "find_nats_server",
+    "iter_references",
+    "load_app",
+    "native_components",
+    "new_traceparent",
+    "parse_id",
+    "plan_files_apply",
+    "register_native_component",
+    "register_type",
+    "squash",
+    "validate_changeset",
+]

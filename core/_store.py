@@ -1,0 +1,382 @@
+"""The event store: the one module that talks to NATS JetStream.
+
+What an acknowledgement means (see README, "Durability"): ``append`` returns only after the
+stream leader has stored the record and answered with its sequence. With the embedded server's
+default ``sync_interval: always`` the record is also fsynced to the server's disk before the ack,
+so an acknowledged record survives a crash of the runtime, of nats-server and of the machine.
+With a longer ``sync_interval`` an ack survives process crashes but the last interval may be lost
+on power failure; replicated streams (``replicas`` > 1 on a cluster) survive the loss of a node.
+
+Optimistic concurrency: ``append(..., expected_last_seq=N)`` sets ``Nats-Expected-Last-Sequence``,
+so a writer that did not see the newest record gets a ConflictError and nothing is written.
+Idempotent retry: ``msg_id`` sets ``Nats-Msg-Id``; the server drops a repeat within its
+duplicate window and answers with the original sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import api as js_api
+
+from ._errors import ConflictError, LogError, LogUnavailableError, PayloadTooLargeError
+from ._records import Record
+from ._subjects import StreamSpec, Subjects
+
+#: Called for each delivered record with its stream sequence and the number still pending.
+RecordHandler = Callable[[int, Record, int], Awaitable[None] | None]
+RawHandler = Callable[[int, bytes, int], Awaitable[None] | None]
+#: Answers a request: (subject, payload) -> reply bytes.
+RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
+_PART = "Wippy-Part"
+
+_WRONG_LAST_SEQUENCE = 10071
+_DUPLICATE_WINDOW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreSettings:
+    """How streams are created. Replicas > 1 needs a NATS cluster."""
+
+    replicas: int = 1
+    #: Largest record this store writes; None: the server's max payload. Larger changesets
+    #: are chunked below this size.
+    max_record_bytes: int | None = None
+    connect_timeout: timedelta = timedelta(seconds=5)
+    request_timeout: timedelta = timedelta(seconds=10)
+
+
+class Subscription(Protocol):
+    async def stop(self) -> None: ...
+
+
+class EventStore(Protocol):
+    """The log as the rest of the runtime sees it."""
+
+    subjects: Subjects
+
+    @property
+    def max_payload(self) -> int: ...
+    async def provision(self) -> None: ...
+    async def append(
+        self, subject: str, record: Record, *, expected_last_seq: int | None = None, msg_id: str | None = None
+    ) -> int: ...
+    async def last_seq(self, stream: str) -> int: ...
+    async def read(self, stream: str, start: int = 1, end: int | None = None) -> list[tuple[int, Record]]: ...
+    async def subscribe(self, stream: str, from_seq: int, handler: RecordHandler) -> Subscription: ...
+    async def aclose(self) -> None: ...
+
+
+class _NatsSubscription:
+    def __init__(self, sub: Any) -> None:
+        self._sub = sub
+        self._stopped = False
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError):
+            await self._sub.unsubscribe()
+
+
+def _meta(msg: Msg) -> tuple[int, int]:
+    """(stream sequence, pending) from a JetStream delivery's reply subject."""
+    md = msg.metadata
+    return md.sequence.stream, md.num_pending
+
+
+class JetStreamEventStore:
+    """EventStore on a NATS JetStream connection."""
+
+    def __init__(self, nc: NatsClient, subjects: Subjects, settings: StoreSettings) -> None:
+        self._nc = nc
+        self._js = nc.jetstream(timeout=settings.request_timeout.total_seconds())
+        self.subjects = subjects
+        self._settings = settings
+        self._timeout = settings.request_timeout.total_seconds()
+
+    @classmethod
+    async def connect(
+        cls, url: str, subjects: Subjects, settings: StoreSettings | None = None, *, name: str = "wippy"
+    ) -> JetStreamEventStore:
+        settings = settings or StoreSettings()
+        try:
+            nc = await nats.connect(
+                url,
+                name=name,
+                connect_timeout=settings.connect_timeout.total_seconds(),
+                max_reconnect_attempts=60,
+                reconnect_time_wait=0.5,
+                allow_reconnect=True,
+                error_cb=_quiet,
+                disconnected_cb=_quiet_noarg,
+            )
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            raise LogUnavailableError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from exc
+        return cls(nc, subjects, settings)
+
+    @property
+    def client(self) -> NatsClient:
+        """The underlying connection, for adapters that build on it (admin requests)."""
+        return self._nc
+
+    @property
+    def max_payload(self) -> int:
+        server = int(self._nc.max_payload)
+        limit = self._settings.max_record_bytes
+        return min(server, limit) if limit else server
+
+    async def provision(self) -> None:
+        """Create the deployment's streams, or bring their subjects up to date. Idempotent."""
+        for spec in self.subjects.streams():
+            await self._ensure_stream(spec)
+
+    async def _ensure_stream(self, spec: StreamSpec) -> None:
+        config = js_api.StreamConfig(
+            name=spec.name,
+            description=spec.description,
+            subjects=list(spec.subjects),
+            retention=js_api.RetentionPolicy.LIMITS,
+            storage=js_api.StorageType.FILE,
+            num_replicas=self._settings.replicas,
+            duplicate_window=_DUPLICATE_WINDOW.total_seconds(),
+            allow_direct=True,
+            discard=js_api.DiscardPolicy.OLD,
+        )
+        try:
+            try:
+                info = await self._js.stream_info(spec.name)
+            except nats.js.errors.NotFoundError:
+                await self._js.add_stream(config)
+                return
+            if sorted(info.config.subjects or []) != sorted(spec.subjects):
+                await self._js.update_stream(config)
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+            raise LogError(f"cannot provision stream {spec.name}: {exc}") from exc
+
+    async def append(
+        self, subject: str, record: Record, *, expected_last_seq: int | None = None, msg_id: str | None = None
+    ) -> int:
+        """Append one record; returns its stream sequence.
+
+        With ``msg_id`` the append is idempotent: a lost acknowledgement is retried, and a repeat
+        of an append that already landed answers with the original sequence (also when the
+        expected-last-sequence check fires first, which the server does before deduplicating).
+        """
+        headers: dict[str, str] = {}
+        if expected_last_seq is not None:
+            headers["Nats-Expected-Last-Sequence"] = str(expected_last_seq)
+        if msg_id is not None:
+            headers["Nats-Msg-Id"] = msg_id
+        payload = record.encode()
+        attempts = 3 if msg_id is not None else 1
+        for attempt in range(attempts):
+            try:
+                return await self._publish(subject, payload, headers, record.type)
+            except ConflictError as exc:
+                if msg_id is not None and exc.actual is not None and await self._holds(subject, exc.actual, msg_id):
+                    return exc.actual
+                raise ConflictError(str(exc), expected=expected_last_seq, actual=exc.actual) from exc
+            except LogUnavailableError:
+                if attempt + 1 >= attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str], what: str) -> int:
+        try:
+            ack = await self._js.publish(subject, payload, timeout=self._timeout, headers=headers or None)
+        except nats.errors.MaxPayloadError as exc:
+            raise PayloadTooLargeError(
+                f"record {what} is {len(payload)} bytes; the server accepts at most {self.max_payload}"
+            ) from exc
+        except nats.js.errors.APIError as exc:
+            if exc.err_code == _WRONG_LAST_SEQUENCE:
+                actual = _trailing_int(exc.description)
+                raise ConflictError(
+                    f"the log moved on: expected last sequence {headers.get('Nats-Expected-Last-Sequence')}, "
+                    f"it is {actual}",
+                    actual=actual,
+                ) from exc
+            raise LogError(f"append to {subject} failed: {exc.description or exc}") from exc
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+            raise LogUnavailableError(f"append to {subject} failed: {exc or type(exc).__name__}") from exc
+        return int(ack.seq)
+
+    async def _holds(self, subject: str, seq: int, msg_id: str) -> bool:
+        """Whether the record at ``seq`` is the append with ``msg_id`` (a retried append)."""
+        stream = stream_for_subject(self.subjects, subject)
+        try:
+            msg = await self._js.get_msg(stream, seq)
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error):
+            return False
+        return bool(msg.headers and msg.headers.get("Nats-Msg-Id") == msg_id)
+
+    async def last_seq(self, stream: str) -> int:
+        try:
+            info = await self._js.stream_info(stream)
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+            raise LogUnavailableError(f"cannot read stream {stream}: {exc or type(exc).__name__}") from exc
+        return int(info.state.last_seq)
+
+    async def read(self, stream: str, start: int = 1, end: int | None = None) -> list[tuple[int, Record]]:
+        """Records with start <= seq <= end (end defaults to the stream's last sequence)."""
+        raw = await self.read_raw(stream, start, end)
+        return [(seq, Record.decode(data)) for seq, data in raw]
+
+    async def read_raw(self, stream: str, start: int = 1, end: int | None = None) -> list[tuple[int, bytes]]:
+        last = await self.last_seq(stream)
+        end = last if end is None else min(end, last)
+        out: list[tuple[int, bytes]] = []
+        if start > end:
+            return out
+        done = asyncio.get_running_loop().create_future()
+
+        def collect(seq: int, data: bytes, pending: int) -> None:
+            if seq <= end:
+                out.append((seq, data))
+            if (seq >= end or pending == 0) and not done.done():
+                done.set_result(None)
+
+        sub = await self.subscribe_raw(stream, start, collect)
+        try:
+            await done
+        finally:
+            await sub.stop()
+        return out
+
+    async def subscribe(self, stream: str, from_seq: int, handler: RecordHandler) -> Subscription:
+        """Deliver every record with seq >= from_seq, in order, then new ones as they arrive."""
+
+        async def on_raw(seq: int, data: bytes, pending: int) -> None:
+            result = handler(seq, Record.decode(data), pending)
+            if result is not None:
+                await result
+
+        return await self.subscribe_raw(stream, from_seq, on_raw)
+
+    async def subscribe_raw(self, stream: str, from_seq: int, handler: RawHandler) -> Subscription:
+        """Like subscribe, undecoded: an ordered push consumer with a callback (the fast path)."""
+
+        async def cb(msg: Msg) -> None:
+            seq, pending = _meta(msg)
+            result = handler(seq, msg.data, pending)
+            if result is not None:
+                await result
+
+        config = js_api.ConsumerConfig(
+            deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, from_seq),
+        )
+        try:
+            sub = await self._js.subscribe(
+                f"{stream_subject_wildcard(self.subjects, stream)}",
+                stream=stream,
+                cb=cb,
+                ordered_consumer=True,
+                config=config,
+                pending_msgs_limit=0,
+                pending_bytes_limit=0,
+            )
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+            raise LogUnavailableError(f"cannot subscribe to {stream}: {exc or type(exc).__name__}") from exc
+        return _NatsSubscription(sub)
+
+    # -- request/reply (admin) -----------------------------------------------------------------
+    async def serve(self, subject: str, handler: RequestHandler) -> Subscription:
+        """Answer requests on ``subject`` (wildcards allowed). A reply larger than the server's
+        max payload is sent as numbered parts (header ``Wippy-Part: i/n``)."""
+
+        async def cb(msg: Msg) -> None:
+            if not msg.reply:
+                return
+            body = await handler(msg.subject, msg.data)
+            room = max(1024, self.max_payload - 1024)
+            parts = [body[i : i + room] for i in range(0, len(body), room)] or [b""]
+            for i, part in enumerate(parts):
+                await self._nc.publish(msg.reply, part, headers={_PART: f"{i + 1}/{len(parts)}"})
+
+        try:
+            sub = await self._nc.subscribe(subject, cb=cb)
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise LogUnavailableError(f"cannot serve {subject}: {exc or type(exc).__name__}") from exc
+        return _NatsSubscription(sub)
+
+    async def request(self, subject: str, payload: bytes, *, timeout: timedelta) -> bytes:
+        """Send a request and reassemble its (possibly multi-part) reply."""
+        inbox = self._nc.new_inbox()
+        parts: dict[int, bytes] = {}
+        done = asyncio.get_running_loop().create_future()
+
+        async def cb(msg: Msg) -> None:
+            index, total = _part(msg)
+            parts[index] = msg.data
+            if len(parts) >= total and not done.done():
+                done.set_result(total)
+
+        sub = await self._nc.subscribe(inbox, cb=cb)
+        try:
+            await self._nc.publish(subject, payload, reply=inbox)
+            async with asyncio.timeout(timeout.total_seconds()):
+                total = await done
+        except TimeoutError as exc:
+            raise LogUnavailableError(f"no answer on {subject} within {timeout.total_seconds():g}s") from exc
+        except nats.errors.Error as exc:
+            raise LogUnavailableError(f"request on {subject} failed: {exc}") from exc
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+        return b"".join(parts[i] for i in range(1, total + 1))
+
+    async def aclose(self) -> None:
+        if self._nc.is_closed:
+            return
+        with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+            await self._nc.drain()
+        if not self._nc.is_closed:
+            await self._nc.close()
+
+
+def stream_for_subject(subjects: Subjects, subject: str) -> str:
+    for spec in subjects.streams():
+        if any(subject.startswith(pattern.removesuffix(">")) for pattern in spec.subjects):
+            return spec.name
+    raise LogError(f"no stream holds subject {subject}")
+
+
+def stream_subject_wildcard(subjects: Subjects, stream: str) -> str:
+    for spec in subjects.streams():
+        if spec.name == stream:
+            return spec.subjects[0]
+    raise LogError(f"unknown stream {stream}")
+
+
+def _part(msg: Msg) -> tuple[int, int]:
+    raw = (msg.headers or {}).get(_PART, "1/1")
+    index, _, total = raw.partition("/")
+    return int(index), int(total)
+
+
+def _trailing_int(text: str | None) -> int | None:
+    if not text:
+        return None
+    tail = text.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+async def _quiet(_exc: Exception) -> None:
+    """nats-py logs connection errors itself; the store reports them when they matter."""
+
+
+async def _quiet_noarg() -> None:
+    """See _quiet."""

@@ -1,0 +1,91 @@
+"""Stream names and subjects: built here, never by string formatting anywhere else.
+
+One deployment (the streams of one app) lives under a *namespace* prefix, ``wippy`` by default,
+so several apps can share one NATS server without seeing each other's records::
+
+    stream WIPPY_REGISTRY   wippy.registry.commit   one record per applied changeset
+                            wippy.registry.chunk    parts of a changeset too big for one message
+    stream WIPPY_PROC       wippy.proc.<node>       process messages and lifecycle, pid in the body
+    stream WIPPY_EVENTS     wippy.events.<system>   the event bus
+    (no stream)             wippy.admin.<node>.<verb>   requests to a running node
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ._errors import ConfigError
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _check_token(value: str, what: str) -> str:
+    if not _TOKEN.match(value):
+        raise ConfigError(f"{what} {value!r} must be letters, digits, '_' or '-' (it becomes a NATS subject token)")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subjects:
+    """Every stream name and subject of one deployment namespace."""
+
+    namespace: str = "wippy"
+
+    def __post_init__(self) -> None:
+        _check_token(self.namespace, "namespace")
+
+    # -- streams ---------------------------------------------------------------------------
+    @property
+    def registry_stream(self) -> str:
+        return f"{self.namespace.upper()}_REGISTRY"
+
+    @property
+    def proc_stream(self) -> str:
+        return f"{self.namespace.upper()}_PROC"
+
+    @property
+    def events_stream(self) -> str:
+        return f"{self.namespace.upper()}_EVENTS"
+
+    def streams(self) -> tuple[StreamSpec, ...]:
+        ns = self.namespace
+        return (
+            StreamSpec(self.registry_stream, (f"{ns}.registry.>",), "registry changesets; seq = version"),
+            StreamSpec(self.proc_stream, (f"{ns}.proc.>",), "process messages and lifecycle"),
+            StreamSpec(self.events_stream, (f"{ns}.events.>",), "the event bus"),
+        )
+
+    # -- registry ----------------------------------------------------------------------------
+    @property
+    def registry_commit(self) -> str:
+        return f"{self.namespace}.registry.commit"
+
+    @property
+    def registry_chunk(self) -> str:
+        return f"{self.namespace}.registry.chunk"
+
+    @property
+    def registry_all(self) -> str:
+        return f"{self.namespace}.registry.>"
+
+    # -- processes and events ------------------------------------------------------------------
+    def proc(self, node: str) -> str:
+        return f"{self.namespace}.proc.{_check_token(node, 'node id')}"
+
+    def events(self, system: str) -> str:
+        return f"{self.namespace}.events.{_check_token(system, 'event system')}"
+
+    # -- admin -------------------------------------------------------------------------------
+    def admin(self, node: str, verb: str) -> str:
+        return f"{self.namespace}.admin.{_check_token(node, 'node id')}.{_check_token(verb, 'admin verb')}"
+
+    def admin_all(self, node: str) -> str:
+        return f"{self.namespace}.admin.{_check_token(node, 'node id')}.*"

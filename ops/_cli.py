@@ -1,0 +1,303 @@
+"""The ``wippy`` command line.
+
+Every command that needs the log finds it the same way: with ``--nats`` it uses that server;
+otherwise it uses the state dir's embedded server, starting one if none runs. Registry and query
+commands run on the state dir directly when no node runs there, and through the running node's
+admin API when ``wippy run`` holds it (DuckDB lets one process open the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from wippy.core import (
+    ConfigError,
+    DefinitionErrors,
+    JetStreamEventStore,
+    NotImplementedFeatureError,
+    Subjects,
+    WippyError,
+    new_traceparent,
+)
+from wippy.services import AdminClient, CallContext, Node, Runtime, StateDir, execute
+
+from . import _output as output
+from ._config import CliConfig, build_config
+from ._logging import setup_logging
+
+log = logging.getLogger("wippy.ops")
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+_OWN_TIMEOUT = 60.0
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("common options")
+    g.add_argument("--app", dest="app", default=argparse.SUPPRESS, metavar="DIR",
+                   help="app directory (default: current directory)")
+    g.add_argument("--state-dir", default=argparse.SUPPRESS, metavar="DIR",
+                   help="state dir (default: <app>/.wippy/state; env WIPPY_STATE_DIR)")
+    g.add_argument("--nats", default=argparse.SUPPRESS, metavar="URL",
+                   help="use this NATS server instead of the embedded one (env WIPPY_NATS_URL)")
+    g.add_argument("--node", default=argparse.SUPPRESS, metavar="NAME", help="node id (env WIPPY_NODE)")
+    g.add_argument("--namespace", default=argparse.SUPPRESS, metavar="NS",
+                   help="stream namespace, to share one NATS between apps (env WIPPY_NAMESPACE)")
+    g.add_argument("--sync-interval", default=argparse.SUPPRESS, metavar="always|DURATION",
+                   help="embedded JetStream fsync policy (default: always)")
+    g.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    g.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logs")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="wippy", parents=[common],
+        description="An event-sourced Wippy runtime: every registry change is a record in NATS JetStream.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[common], help="apply the app's files and run the app until stopped")
+    run.add_argument("entry", nargs="?", help="a command entry to run (not implemented yet)")
+    run.add_argument("-x", "--exec", dest="exec_entry", metavar="ENTRY", help="run one process and exit "
+                     "(not implemented yet)")
+    run.add_argument("--reset", action="store_true", help="make the registry equal to the files")
+    run.add_argument("-m", "--message", default="", help="message of the applied version")
+
+    reg = sub.add_parser("registry", parents=[common], help="the versioned registry")
+    rsub = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND")
+    p = rsub.add_parser("apply", parents=[common], help="apply the app's files as one version")
+    p.add_argument("app_dir", nargs="?", metavar="APP_DIR")
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("--reset", action="store_true", help="make the registry equal to the files")
+    p = rsub.add_parser("list", parents=[common], help="list entries")
+    p.add_argument("--kind", metavar="GLOB")
+    p.add_argument("--ns", metavar="GLOB")
+    p.add_argument("--at", type=int, metavar="VERSION")
+    p = rsub.add_parser("show", parents=[common], help="show one entry")
+    p.add_argument("id")
+    p.add_argument("--at", type=int, metavar="VERSION")
+    rsub.add_parser("versions", parents=[common], help="list versions")
+    p = rsub.add_parser("history", parents=[common], help="the versions of one entry")
+    p.add_argument("id")
+    p = rsub.add_parser("diff", parents=[common], help="what changed between two versions")
+    p.add_argument("v1", type=int)
+    p.add_argument("v2", type=int)
+    p = rsub.add_parser("rollback", parents=[common], help="append a version equal to an older one")
+    p.add_argument("version", type=int)
+    p.add_argument("-m", "--message", default="")
+
+    q = sub.add_parser("query", parents=[common], help="read-only DuckDB SQL over the projections")
+    q.add_argument("sql")
+    q.add_argument("--at", type=int, metavar="VERSION", help="registry_entries as of this version")
+
+    sub.add_parser("version", parents=[common], help="print the version of wippy")
+    for name, what in _NOT_YET.items():
+        sub.add_parser(name, parents=[common], help=f"{what} (not implemented yet)")
+    return parser
+
+
+_NOT_YET = {"events": "the event bus", "replay": "projection replay", "lint": "the linter",
+            "init": "app scaffolding", "bench": "built-in benchmarks"}
+
+
+def _config(ns: argparse.Namespace) -> CliConfig:
+    app = getattr(ns, "app", None)
+    if getattr(ns, "app_dir", None):
+        app = ns.app_dir
+    return build_config(
+        app_dir=app,
+        state_dir=getattr(ns, "state_dir", None),
+        nats=getattr(ns, "nats", None),
+        node=getattr(ns, "node", None),
+        namespace=getattr(ns, "namespace", None),
+        sync_interval=getattr(ns, "sync_interval", None),
+        json_output=bool(getattr(ns, "json", False)),
+        verbose=bool(getattr(ns, "verbose", False)),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns, unknown = parser.parse_known_args(argv)
+    if unknown and ns.command not in _NOT_YET:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if ns.command is None or (ns.command == "registry" and ns.registry_command is None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if ns.command == "version":
+        from importlib.metadata import version
+
+        print(version("wippy"))
+        return 0
+    try:
+        cfg = _config(ns)
+        setup_logging(verbose=cfg.verbose, default_level=logging.INFO if ns.command == "run" else logging.WARNING)
+        return _run_async(_dispatch(ns, cfg))
+    except NotImplementedFeatureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DefinitionErrors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except WippyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run_async(coro: Any) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return int(asyncio.run(coro))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return int(runner.run(coro))
+
+
+async def _dispatch(ns: argparse.Namespace, cfg: CliConfig) -> int:
+    cmd = ns.command
+    if cmd == "run":
+        if ns.entry or ns.exec_entry:
+            what = f"-x {ns.exec_entry}" if ns.exec_entry else ns.entry
+            raise NotImplementedFeatureError(
+                f"wippy run {what}: running process entries is not implemented yet (UNAVAILABLE)"
+            )
+        return await _run_node(cfg, reset=ns.reset, message=ns.message)
+    if cmd in _NOT_YET:
+        raise NotImplementedFeatureError(f"wippy {cmd} is not implemented yet (UNAVAILABLE)")
+    verb, args = _request(ns, cfg)
+    result = await _call(cfg, verb, args)
+    _print(verb, result, cfg)
+    return 0
+
+
+def _request(ns: argparse.Namespace, cfg: CliConfig) -> tuple[str, dict[str, Any]]:
+    if ns.command == "query":
+        return "query", {"sql": ns.sql, "at": ns.at}
+    sub = ns.registry_command
+    if sub == "apply":
+        return "apply", {"app": str(cfg.app_dir), "message": ns.message, "reset": ns.reset}
+    if sub == "list":
+        return "list", {"kind": ns.kind, "ns": ns.ns, "at": ns.at}
+    if sub == "show":
+        return "show", {"id": ns.id, "at": ns.at}
+    if sub == "versions":
+        return "versions", {}
+    if sub == "history":
+        return "history", {"id": ns.id}
+    if sub == "diff":
+        return "diff", {"v1": ns.v1, "v2": ns.v2}
+    if sub == "rollback":
+        return "rollback", {"version": ns.version, "message": ns.message}
+    raise ConfigError(f"unknown command {sub}")
+
+
+async def _call(cfg: CliConfig, verb: str, args: dict[str, Any]) -> Any:
+    """Run one command: locally when the state dir is free, else through its running node."""
+    state = StateDir(cfg.runtime.state_dir)
+    ctx = CallContext(actor=cfg.actor, trace=new_traceparent())
+    if not state.try_own():
+        record = state.read_node_record()
+        if record is not None:
+            return await _call_node(record.nats_url, record.namespace, record.node, verb, args, ctx=ctx)
+        await asyncio.to_thread(state.own, _OWN_TIMEOUT)
+    try:
+        state.clear_node_record()  # a record left by a killed node: we own the dir now
+        async with Runtime(cfg.runtime, state) as rt:
+            return await execute(rt.registry, verb, args, ctx)
+    finally:
+        state.release()
+
+
+async def _call_node(url: str, namespace: str, node: str, verb: str, args: dict[str, Any], *,
+                     ctx: CallContext) -> Any:
+    store = await JetStreamEventStore.connect(url, Subjects(namespace), name="wippy-cli")
+    try:
+        return await AdminClient(store, node).call(verb, args, actor=ctx.actor, trace=ctx.trace)
+    finally:
+        await store.aclose()
+
+
+def _print(verb: str, result: Any, cfg: CliConfig) -> None:
+    if isinstance(result, dict) and result.get("warnings"):
+        output.warnings(result["warnings"])
+    if cfg.json:
+        if verb in ("apply", "rollback") and isinstance(result, dict):
+            result = {k: v for k, v in result.items() if k in ("version", "changed")}
+        output.emit_json(result)
+        return
+    if verb in ("apply", "rollback"):
+        output.apply_summary(result)
+    elif verb == "list":
+        output.table(["ID", "KIND", "TITLE"],
+                     [[e["id"], e["kind"], (e.get("meta") or {}).get("title")] for e in result])
+    elif verb == "show":
+        output.entry_yaml(result)
+    elif verb == "versions":
+        output.table(["VERSION", "AT", "AUTHOR", "OPS", "MESSAGE"],
+                     [[v["version"], v["at"], v["author"], len(v["ops"] or []), v["message"]] for v in result])
+    elif verb == "history":
+        output.table(["VERSION", "AT", "AUTHOR", "OP", "KIND", "ORIGIN"],
+                     [[h["version"], h["at"], h["author"], h["op"], h["kind"], h["origin"]] for h in result])
+    elif verb == "diff":
+        marks = {"create": "+", "delete": "-", "update": "~"}
+        for d in result:
+            print(f"{marks[d['op']]} {d['id']}")
+    else:
+        output.records_table(result)
+
+
+async def _run_node(cfg: CliConfig, *, reset: bool, message: str) -> int:
+    state = StateDir(cfg.runtime.state_dir)
+    if not cfg.app_dir.is_dir():
+        raise ConfigError(f"app directory {cfg.app_dir} does not exist")
+    if not state.try_own():
+        record = state.read_node_record()
+        if record is not None:
+            raise ConfigError(
+                f"node {record.node} (pid {record.pid}) is already running on {state.path}; stop it first"
+            )
+        await asyncio.to_thread(state.own, _OWN_TIMEOUT)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        state.clear_node_record()
+        async with Node(cfg.runtime, state) as node:
+            result = await node.registry.apply_files(
+                cfg.app_dir, reset=reset, message=message, actor=cfg.actor, trace=new_traceparent()
+            )
+            for w in result.warnings:
+                log.warning(w)
+            log.info(
+                "node ready",
+                extra={"fields": {"node": node.node, "app": str(cfg.app_dir), "version": result.version,
+                                  "changed": result.changed, "nats": node.url,
+                                  "entries": len(node.registry.projection.state.entries)}},
+            )
+            if cfg.json:
+                output.emit_json({"node": node.node, "nats": node.url, **result.to_json()})
+            else:
+                what = f"version {result.version}" + ("" if result.changed else " (unchanged)")
+                print(f"wippy: node {node.node} running {cfg.app_dir.name} at {what}; Ctrl-C to stop",
+                      flush=True)
+            await stop.wait()
+            log.info("stopping", extra={"fields": {"node": node.node}})
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        state.release()
+    return 0

@@ -1,0 +1,62 @@
+"""Configuration, read once at the edge (flags and environment) into frozen data.
+
+Nothing below ``ops/`` reads ``os.environ``: what it needs arrives in these objects.
+
+Environment variables (flags win):
+    WIPPY_NATS_URL       use this NATS server instead of the embedded one (--nats)
+    WIPPY_STATE_DIR      state dir (--state-dir); default <app>/.wippy/state
+    WIPPY_NODE           node id (--node); default a stable id kept in the state dir
+    WIPPY_NAMESPACE      stream namespace (--namespace); default "wippy"
+    WIPPY_SYNC_INTERVAL  embedded JetStream fsync policy (--sync-interval); default "always"
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from wippy.core import ServerSettings
+from wippy.services import RuntimeSettings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CliConfig:
+    app_dir: Path
+    runtime: RuntimeSettings
+    json: bool
+    verbose: bool
+    actor: str | None
+
+
+def build_config(
+    *,
+    app_dir: str | None,
+    state_dir: str | None,
+    nats: str | None,
+    node: str | None,
+    namespace: str | None,
+    sync_interval: str | None,
+    json_output: bool,
+    verbose: bool,
+    environ: Mapping[str, str] | None = None,
+) -> CliConfig:
+    env = os.environ if environ is None else environ
+    app = Path(app_dir or ".").resolve()
+    state = Path(state_dir or env.get("WIPPY_STATE_DIR") or app / ".wippy" / "state").resolve()
+    user = env.get("USER") or env.get("LOGNAME")
+    runtime = RuntimeSettings(
+        state_dir=state,
+        nats_url=nats or env.get("WIPPY_NATS_URL") or None,
+        namespace=namespace or env.get("WIPPY_NAMESPACE") or "wippy",
+        node=node or env.get("WIPPY_NODE") or None,
+        server=ServerSettings(sync_interval=sync_interval or env.get("WIPPY_SYNC_INTERVAL") or "always"),
+    )
+    return CliConfig(
+        app_dir=app,
+        runtime=runtime,
+        json=json_output,
+        verbose=verbose,
+        actor=f"user:{user}" if user else None,
+    )

@@ -1,0 +1,28 @@
+"""Projections: folds of the log into state, in memory and in DuckDB.
+
+The registry projection keeps current entries in memory for serving and writes the
+``registry_*`` tables of the state dir's DuckDB file in batches, with its checkpoint in the same
+transaction.
+"""
+
+from ._duckdb import REGISTRY as REGISTRY
+from ._duckdb import PersistedRegistry as PersistedRegistry
+from ._duckdb import ProjectionDB as ProjectionDB
+from ._duckdb import QueryResult as QueryResult
+from ._registry_runner import ProjectionSettings as ProjectionSettings
+from ._registry_runner import RegistryProjection as RegistryProjection
+from ._registry_state import AppliedChangeset as AppliedChangeset
+from ._registry_state import RegistryState as RegistryState
+from ._registry_state import fold as fold
+
+__all__ = [
+    "REGISTRY",
+    "AppliedChangeset",
+    "PersistedRegistry",
+    "ProjectionDB",
+    "ProjectionSettings",
+    "QueryResult",
+    "RegistryProjection",
+    "RegistryState",
+    "fold",
+]

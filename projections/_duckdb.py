@@ -1,0 +1,250 @@
+"""The DuckDB projection store: the one module that imports duckdb.
+
+Tables (all derived from the log; drop the file and it is rebuilt from sequence 1). ``at`` is a
+reserved word in DuckDB's SQL: write it in double quotes (``SELECT "at" FROM registry_versions``)::
+
+    registry_entries (id, ns, name, kind, meta JSON, data JSON, version, origin)   current entries
+    registry_versions(version, at, author, message, ops JSON, node, trace, rollback_of, warnings JSON)
+    registry_history (version, id, op, kind, meta JSON, data JSON, at, author, origin)
+    registry_files_base(id, digest)          what the app files said at their last apply
+    projection_checkpoints(name, seq, version)
+
+A batch of changesets and the checkpoint are written in one transaction, so a crash never
+applies a record twice or skips one. Rows go in through DuckDB's appender (a statement per row
+costs ~0.3 ms; the appender ~1 us). ``history`` keeps the after-image of every create/update and
+the before-image of every delete, which makes the state at any version one indexed scan:
+the newest history row per id at or below that version, unless it is a delete.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+from wippy.core import ConfigError, DefinitionError, Entry
+
+from ._registry_state import AppliedChangeset
+
+REGISTRY = "registry"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS registry_entries (
+    id VARCHAR, ns VARCHAR, name VARCHAR, kind VARCHAR, meta JSON, data JSON, version BIGINT, origin VARCHAR);
+CREATE TABLE IF NOT EXISTS registry_versions (
+    version BIGINT, "at" TIMESTAMPTZ, author VARCHAR, message VARCHAR, ops JSON, node VARCHAR,
+    trace VARCHAR, rollback_of BIGINT, warnings JSON);
+CREATE TABLE IF NOT EXISTS registry_history (
+    version BIGINT, id VARCHAR, op VARCHAR, kind VARCHAR, meta JSON, data JSON,
+    "at" TIMESTAMPTZ, author VARCHAR, origin VARCHAR);
+CREATE TABLE IF NOT EXISTS registry_files_base (id VARCHAR, digest VARCHAR);
+CREATE TABLE IF NOT EXISTS projection_checkpoints (name VARCHAR, seq BIGINT, version BIGINT);
+"""
+
+_STATE_AT = """
+SELECT id, split_part(id, ':', 1) AS ns, substr(id, strpos(id, ':') + 1) AS name, kind, meta, data,
+       version, origin
+FROM (
+    SELECT *, row_number() OVER (PARTITION BY id ORDER BY version DESC) AS rn
+    FROM main.registry_history WHERE version <= {v}
+) WHERE rn = 1 AND op <> 'delete'
+"""
+
+_READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
+
+
+def _ts(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+    def records(self) -> list[dict[str, Any]]:
+        """Rows as objects, with JSON columns decoded."""
+        json_cols = [i for i, t in enumerate(self.types) if t == "JSON"]
+        out = []
+        for row in self.rows:
+            values = list(row)
+            for i in json_cols:
+                if isinstance(values[i], str):
+                    values[i] = orjson.loads(values[i])
+            out.append(dict(zip(self.columns, values, strict=True)))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PersistedRegistry:
+    entries: dict[str, Entry]
+    origins: dict[str, str | None]
+    files_base: dict[str, str]
+    version: int
+    seq: int
+
+
+class ProjectionDB:
+    """One writer connection to a projection file (DuckDB allows one writer process per file)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        target = str(path) if path is not None else ":memory:"
+        try:
+            self._con = duckdb.connect(target)
+        except duckdb.IOException as exc:
+            raise ConfigError(f"cannot open the projection database {target}: {exc}") from exc
+        self._con.execute(_SCHEMA)
+        self._write_lock = threading.Lock()
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._con.close()
+
+    # -- checkpoints and loading ------------------------------------------------------------------
+    def checkpoint(self, name: str = REGISTRY) -> tuple[int, int]:
+        """(seq, version) this projection has committed; (0, 0) when empty."""
+        row = self._con.cursor().execute(
+            "SELECT seq, version FROM projection_checkpoints WHERE name = ?", [name]
+        ).fetchall()
+        return (int(row[0][0]), int(row[0][1])) if row else (0, 0)
+
+    def load_registry(self) -> PersistedRegistry:
+        cur = self._con.cursor()
+        seq, version = self.checkpoint(REGISTRY)
+        entries: dict[str, Entry] = {}
+        origins: dict[str, str | None] = {}
+        for eid, kind, meta, data, origin in cur.execute(
+            "SELECT id, kind, meta, data, origin FROM registry_entries"
+        ).fetchall():
+            entries[eid] = Entry(eid, kind, orjson.loads(meta), orjson.loads(data))
+            origins[eid] = origin
+        base = dict(cur.execute("SELECT id, digest FROM registry_files_base").fetchall())
+        return PersistedRegistry(entries, origins, base, version, seq)
+
+    # -- writing ------------------------------------------------------------------------------------
+    def write_registry(self, batch: Sequence[AppliedChangeset], *, seq: int, version: int) -> None:
+        """Persist a batch of applied changesets and the checkpoint, atomically."""
+        entry_rows: dict[str, tuple[Any, ...] | None] = {}
+        base_rows: dict[str, str | None] = {}
+        version_rows: list[tuple[Any, ...]] = []
+        history_rows: list[tuple[Any, ...]] = []
+        for cs in batch:
+            at = _ts(cs.at)
+            ops_json = _dumps([{"op": a.op, "id": a.id} for a in cs.ops])
+            version_rows.append(
+                (cs.version, at, cs.author, cs.message, ops_json, cs.node, cs.trace, cs.rollback_of,
+                 _dumps(list(cs.warnings)))
+            )
+            for a in cs.ops:
+                shown = a.after if a.after is not None else a.before
+                assert shown is not None
+                meta = _dumps(shown.meta)
+                data = _dumps(shown.data)
+                history_rows.append((cs.version, a.id, a.op, shown.kind, meta, data, at, cs.author, a.origin))
+                if a.after is None:
+                    entry_rows[a.id] = None
+                else:
+                    ns, name = a.id.split(":", 1)
+                    entry_rows[a.id] = (a.id, ns, name, shown.kind, meta, data, cs.version, a.origin)
+            base_rows.update(cs.files_base)
+
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if entry_rows:
+                    _delete_ids(con, "registry_entries", entry_rows.keys())
+                    _append(con, "registry_entries", (r for r in entry_rows.values() if r is not None))
+                if base_rows:
+                    _delete_ids(con, "registry_files_base", base_rows.keys())
+                    _append(con, "registry_files_base", ((k, v) for k, v in base_rows.items() if v is not None))
+                _append(con, "registry_versions", version_rows)
+                _append(con, "registry_history", history_rows)
+                con.execute("DELETE FROM projection_checkpoints WHERE name = ?", [REGISTRY])
+                con.execute("INSERT INTO projection_checkpoints VALUES (?, ?, ?)", [REGISTRY, seq, version])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    # -- reading ------------------------------------------------------------------------------------
+    def state_at(self, version: int) -> dict[str, tuple[Entry, str | None]]:
+        cur = self._con.cursor()
+        rows = cur.execute(
+            f"SELECT id, kind, meta, data, origin FROM ({_STATE_AT.format(v=int(version))}) ORDER BY id"
+        ).fetchall()
+        return {r[0]: (Entry(r[0], r[1], orjson.loads(r[2]), orjson.loads(r[3])), r[4]) for r in rows}
+
+    def version_exists(self, version: int) -> bool:
+        if version == 0:
+            return True
+        cur = self._con.cursor()
+        return bool(cur.execute("SELECT count(*) FROM registry_versions WHERE version = ?", [version]).fetchall()[0][0])
+
+    def versions(self) -> list[dict[str, Any]]:
+        sql = 'SELECT version, "at", author, message, ops FROM registry_versions ORDER BY version'
+        return self.query(sql).records()
+
+    def history(self, entry_id: str) -> list[dict[str, Any]]:
+        cur = self._con.cursor()
+        result = _run(
+            cur,
+            'SELECT version, "at", author, op, kind, meta, data, origin FROM registry_history '
+            "WHERE id = ? ORDER BY version",
+            [entry_id],
+        )
+        return result.records()
+
+    def query(self, sql: str, *, at: int | None = None, params: Sequence[Any] | None = None) -> QueryResult:
+        """Run one read-only statement. ``at`` shows ``registry_entries`` as of that version."""
+        cur = self._con.cursor()
+        try:
+            statements = cur.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise DefinitionError(f"SQL error: {exc}") from exc
+        if len(statements) != 1:
+            raise DefinitionError(f"give exactly one SQL statement (got {len(statements)})")
+        kind = statements[0].type.name
+        if kind not in _READ_ONLY_TYPES:
+            raise DefinitionError(f"queries are read-only: {kind} statements are not allowed")
+        if at is not None:
+            cur.execute(f"CREATE TEMP VIEW registry_entries AS {_STATE_AT.format(v=int(at))}")
+        return _run(cur, sql, params)
+
+
+def _run(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None) -> QueryResult:
+    try:
+        res = cur.execute(sql, list(params) if params else None)
+        desc = res.description or []
+        rows = res.fetchall()
+    except duckdb.Error as exc:
+        raise DefinitionError(f"SQL error: {exc}") from exc
+    return QueryResult(
+        columns=tuple(d[0] for d in desc),
+        types=tuple(str(d[1]) for d in desc),
+        rows=rows,
+    )
+
+
+def _delete_ids(con: duckdb.DuckDBPyConnection, table: str, ids: Iterable[str]) -> None:
+    con.execute(f"DELETE FROM {table} WHERE id IN (SELECT unnest(?::VARCHAR[]))", [list(ids)])
+
+
+def _append(con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    appender = con.appender(table)
+    for row in rows:
+        appender.append_row(*row)
+    appender.flush()

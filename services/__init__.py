@@ -1,0 +1,33 @@
+"""Services consume the log and never hold truth of their own.
+
+The registry service validates and appends changesets and answers reads from the projections;
+a node composes the log connection, the projections and the admin API over NATS.
+"""
+
+from ._admin import AdminClient as AdminClient
+from ._admin import AdminServer as AdminServer
+from ._commands import COMMANDS as COMMANDS
+from ._commands import CallContext as CallContext
+from ._commands import execute as execute
+from ._node import Node as Node
+from ._node import Runtime as Runtime
+from ._node import RuntimeSettings as RuntimeSettings
+from ._registry import ApplyResult as ApplyResult
+from ._registry import RegistryService as RegistryService
+from ._statedir import NodeRecord as NodeRecord
+from ._statedir import StateDir as StateDir
+
+__all__ = [
+    "COMMANDS",
+    "AdminClient",
+    "AdminServer",
+    "ApplyResult",
+    "CallContext",
+    "Node",
+    "NodeRecord",
+    "RegistryService",
+    "Runtime",
+    "RuntimeSettings",
+    "StateDir",
+    "execute",
+]

@@ -1,0 +1,144 @@
+"""A runtime bound to a state dir: the log connection, the projections and the registry service.
+
+``Runtime`` is what one process needs to read and write the registry with the state dir's
+projections (one-off CLI commands open it for their duration). ``Node`` is a runtime that keeps
+running and answers admin requests (``wippy run``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from wippy.core import (
+    JetStreamEventStore,
+    LogServer,
+    ServerSettings,
+    StoreSettings,
+    Subjects,
+)
+from wippy.projections import ProjectionDB, ProjectionSettings, RegistryProjection
+
+from ._admin import AdminServer
+from ._registry import RegistryService
+from ._statedir import NodeRecord, StateDir
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeSettings:
+    state_dir: Path
+    nats_url: str | None = None  # None: the embedded server
+    namespace: str = "wippy"
+    node: str | None = None
+    server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    projection: ProjectionSettings = field(default_factory=ProjectionSettings)
+
+
+class Runtime:
+    """Owns a state dir for its lifetime (the caller must hold the state dir's owner lock)."""
+
+    def __init__(self, settings: RuntimeSettings, state: StateDir) -> None:
+        self.settings = settings
+        self.state_dir = state
+        self.node = state.node_id(settings.node)
+        self.subjects = Subjects(settings.namespace)
+        self.server: LogServer | None = None
+        self._store: JetStreamEventStore | None = None
+        self._db: ProjectionDB | None = None
+        self._projection: RegistryProjection | None = None
+        self._registry: RegistryService | None = None
+
+    @property
+    def store(self) -> JetStreamEventStore:
+        assert self._store is not None, "runtime not open"
+        return self._store
+
+    @property
+    def registry(self) -> RegistryService:
+        assert self._registry is not None, "runtime not open"
+        return self._registry
+
+    @property
+    def url(self) -> str:
+        if self.settings.nats_url:
+            return self.settings.nats_url
+        assert self.server is not None
+        return self.server.url
+
+    async def open(self) -> Runtime:
+        try:
+            if self.settings.nats_url is None:
+                self.server = await LogServer.open(self.state_dir.path, self.settings.server)
+            self._store = await JetStreamEventStore.connect(
+                self.url, self.subjects, self.settings.store, name=f"wippy:{self.node}"
+            )
+            await self._store.provision()
+            self._db = ProjectionDB(self.state_dir.duckdb_path)
+            self._projection = RegistryProjection(self._store, self._db, self.settings.projection)
+            await self._projection.start()
+            self._registry = RegistryService(self._projection, node=self.node)
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def aclose(self) -> None:
+        """Release everything in reverse order. Idempotent."""
+        projection, self._projection = self._projection, None
+        db, self._db = self._db, None
+        store, self._store = self._store, None
+        server, self.server = self.server, None
+        try:
+            if projection is not None:
+                await projection.aclose()
+        finally:
+            try:
+                if db is not None:
+                    db.close()
+            finally:
+                try:
+                    if store is not None:
+                        await store.aclose()
+                finally:
+                    if server is not None:
+                        await server.aclose()
+
+    async def __aenter__(self) -> Runtime:
+        return await self.open()
+
+    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+
+class Node(Runtime):
+    """A runtime that serves admin requests and advertises itself in the state dir."""
+
+    def __init__(self, settings: RuntimeSettings, state: StateDir) -> None:
+        super().__init__(settings, state)
+        self._admin: AdminServer | None = None
+
+    async def open(self) -> Node:
+        await super().open()
+        try:
+            self._admin = AdminServer(self.store, self.registry, self.node)
+            await self._admin.start()
+            self.state_dir.write_node_record(
+                NodeRecord(pid=os.getpid(), node=self.node, nats_url=self.url, namespace=self.subjects.namespace)
+            )
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def aclose(self) -> None:
+        self.state_dir.clear_node_record()
+        admin, self._admin = self._admin, None
+        try:
+            if admin is not None:
+                await admin.aclose()
+        finally:
+            await super().aclose()
