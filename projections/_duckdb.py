@@ -27,6 +27,7 @@ from typing import Any
 
 import duckdb
 import orjson
+
 from wippy.core import ConfigError, DefinitionError, Entry
 
 from ._registry_state import AppliedChangeset

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+
 from wippy.core import JetStreamEventStore, Subscription, WippyError, error_from_json, error_to_json
 
 from ._commands import CallContext, execute

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
 from wippy.core import JetStreamEventStore, Subjects, find_nats_server
 
 _LISTEN = re.compile(r"Listening for client connections on ([0-9.]+):(\d+)")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
 from wippy.core import LogServer, ServerSettings
 
 T = TypeVar("T")

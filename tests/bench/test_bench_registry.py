@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from wippy.core import Changeset, Entry, JetStreamEventStore, Op, Record, Subjects
 from wippy.projections import ProjectionDB, ProjectionSettings, RegistryProjection
 from wippy.services import RegistryService

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from wippy.core import ChangesetBuilder, DefinitionError, Entry, Op, apply_ops, diff_states, squash
 
 IDS = [f"app:e{i}" for i in range(6)]

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from wippy.core._entry import Entry
 from wippy.core._errors import DefinitionError, DefinitionErrors
 from wippy.core._loader import LoadedApp, load_app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from wippy.core import Entry, FileEntry, apply_ops, plan_files_apply
 
 

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from wippy.core._components import NativeComponent, native_components, register_native_component
 from wippy.core._entry import Entry
 from wippy.core._errors import DefinitionError, DefinitionErrors

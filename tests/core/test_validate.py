@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from wippy.core import DefinitionErrors, Entry, Op, validate_changeset
 from wippy.projections import RegistryState
 
