@@ -109,28 +109,51 @@ def _walk(node: Any, parts: list[str], trail: str) -> Iterator[tuple[str, Any, A
             yield sub, node, key, node[key]
 
 
-def _root(entry_meta: dict[str, Any], entry_data: dict[str, Any], path: str) -> tuple[Any, list[str], str]:
-    parts = _split(path)
-    if parts[0] == "meta":
-        return entry_meta, parts[1:], "meta"
-    return entry_data, parts, ""
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    checked: bool
+    in_meta: bool
+    parts: tuple[str, ...]
+    trail: str
 
 
-def iter_references(entry: Entry, *, checked_only: bool = False) -> Iterator[tuple[str, str]]:
+_COMPILED: dict[str, tuple[_Compiled, ...]] = {}
+
+
+def _compiled(kind: str) -> tuple[_Compiled, ...]:
+    found = _COMPILED.get(kind)
+    if found is None:
+        out = []
+        for ref in reference_paths(kind):
+            parts = _split(ref.path)
+            in_meta = parts[0] == "meta"
+            out.append(_Compiled(ref.checked, in_meta, tuple(parts[1:] if in_meta else parts),
+                                 "meta" if in_meta else ""))
+        found = _COMPILED[kind] = tuple(out)
+    return found
+
+
+def iter_references(entry: Entry, *, checked_only: bool = False) -> list[tuple[str, str]]:
     """(field path, target id) for every reference an entry makes."""
-    for ref in reference_paths(entry.kind):
+    out: list[tuple[str, str]] = []
+    for ref in _compiled(entry.kind):
         if checked_only and not ref.checked:
             continue
-        root, parts, trail = _root(entry.meta, entry.data, ref.path)
-        for field_path, _c, _k, value in _walk(root, parts, trail):
+        root = entry.meta if ref.in_meta else entry.data
+        if ref.parts[0] not in root:  # the common case: the field is absent
+            continue
+        for field_path, _c, _k, value in _walk(root, list(ref.parts), ref.trail):
             if isinstance(value, str) and value:
-                yield field_path, value
+                out.append((field_path, value))
+    return out
 
 
 def resolve_names(ns: str, kind: str, meta: dict[str, Any], data: dict[str, Any]) -> None:
     """Rewrite bare names in reference fields to ``ns:name``, in place (loader-owned dicts)."""
-    for ref in reference_paths(kind):
-        root, parts, trail = _root(meta, data, ref.path)
-        for _f, container, key, value in list(_walk(root, parts, trail)):
+    for ref in _compiled(kind):
+        root = meta if ref.in_meta else data
+        if ref.parts[0] not in root:
+            continue
+        for _f, container, key, value in list(_walk(root, list(ref.parts), ref.trail)):
             if isinstance(value, str) and value and ":" not in value:
                 container[key] = f"{ns}:{value}"

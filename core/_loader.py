@@ -24,11 +24,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from . import _yaml
 from ._components import NativeComponent, native_components
 from ._entry import Entry, check_namespace, parse_id
 from ._errors import DefinitionError, DefinitionErrors
-from ._kinds import reference_paths, resolve_names
+from ._kinds import resolve_names
 from ._modules import link_components
 
 _DEFAULT_SRC = "./src"
@@ -350,8 +352,7 @@ class _FileEntries:
             return None
         if meta is None:
             meta = {}
-        if _has_bare_names(kind, meta, item):
-            resolve_names(ns, kind, meta, item)
+        resolve_names(ns, kind, meta, item)
         return Entry(entry_id, kind, meta, item)
 
     def _invalid(self, ns: str, name: Any, kind: Any, meta: Any, index: int | None) -> str | None:
@@ -388,40 +389,6 @@ class _FileEntries:
 
 # Names: non-empty, no ':' and no whitespace (as `parse_id` checks, but also at the very end).
 _BAD_NAME = re.compile(r"[\s:]")
-#: Per kind: how to see whether an entry has a bare name to resolve (see `_has_bare_names`).
-_REFERENCE_CHECKS: dict[str, tuple[tuple[bool, tuple[str, ...], bool], ...]] = {}
-
-
-def _has_bare_names(kind: str, meta: dict[str, Any], data: dict[str, Any]) -> bool:
-    """Whether `resolve_names` may change anything: most entries refer to nothing, and resolving costs.
-
-    A plain dotted reference path is looked at directly; for a path through lists or maps
-    (``storages[]``, ``imports.*``) it is enough that its first field is present.
-    """
-    checks = _REFERENCE_CHECKS.get(kind)
-    if checks is None:
-        built = []
-        for ref in reference_paths(kind):
-            steps = ref.path.split(".")
-            in_meta = steps[0] == "meta" and len(steps) > 1
-            if in_meta:
-                steps = steps[1:]
-            plain = not any("[" in step or step == "*" for step in steps)
-            built.append((in_meta, tuple(steps if plain else [steps[0].split("[")[0]]), plain))
-        checks = _REFERENCE_CHECKS[kind] = tuple(built)
-    for in_meta, parts, plain in checks:
-        node: Any = meta if in_meta else data
-        if not plain:
-            if parts[0] in node:
-                return True
-            continue
-        for part in parts:
-            node = node.get(part) if type(node) is dict else None
-        if type(node) is str and node and ":" not in node:
-            return True
-    return False
-
-
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
@@ -466,7 +433,26 @@ class _Doc:
 
 def _read_yaml(text: str) -> _Doc:
     """Parse a definition file with Wippy's YAML rules (see ``_yaml``)."""
-    return _Doc(_plain(_yaml.loads(text)), 1, _yaml.entry_lines(text))
+    return _Doc(_json_ready(_yaml.loads(text), text), 1, _yaml.entry_lines(text))
+
+
+def _json_ready(value: Any, text: str) -> Any:
+    """``value`` as JSON-compatible data the loader may change in place.
+
+    The common case needs no copy: the parser's objects are fresh, and orjson (which refuses
+    non-string keys, sets and oversized integers) confirms they are JSON. Anchors (shared objects),
+    NaN/infinity (which orjson would write as null) and anything orjson refuses go through
+    ``_plain``, which copies, converts keys and says where a bad value is.
+    """
+    lowered = text.lower()
+    if "&" not in text and ".nan" not in lowered and ".inf" not in lowered:
+        try:
+            orjson.dumps(value)
+        except TypeError:
+            pass
+        else:
+            return value
+    return _plain(value)
 
 
 def _yaml_problem(error: _yaml.YamlError) -> tuple[int | None, str]:
@@ -488,7 +474,11 @@ class _NotJson(Exception):
 def _plain(value: Any) -> Any:
     """A fresh copy of a constructed YAML value with JSON types only (keys str, dates ISO text)."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if not -(2**63) <= value < 2**64:
+            raise _NotJson(f"the integer {value} (beyond 64 bits)")
         return value
     if kind is dict:
         out = {}

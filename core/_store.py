@@ -1,11 +1,11 @@
 """The event store: the one module that talks to NATS JetStream.
 
 What an acknowledgement means (see README, "Durability"): ``append`` returns only after the
-stream leader has stored the record and answered with its sequence. With the embedded server's
-default ``sync_interval: always`` the record is also fsynced to the server's disk before the ack,
-so an acknowledged record survives a crash of the runtime, of nats-server and of the machine.
-With a longer ``sync_interval`` an ack survives process crashes but the last interval may be lost
-on power failure; replicated streams (``replicas`` > 1 on a cluster) survive the loss of a node.
+stream leader has written the record to its files and answered with its sequence, so an
+acknowledged record survives a crash (even ``kill -9``) of the runtime and of nats-server. The
+embedded server fsyncs every second (``sync_interval: 1s``), so a power failure can lose the last
+second; ``sync_interval: always`` fsyncs before every ack. Replicated streams (``replicas`` > 1 on
+a cluster) survive the loss of a node.
 
 Optimistic concurrency: ``append(..., expected_last_seq=N)`` sets ``Nats-Expected-Last-Sequence``,
 so a writer that did not see the newest record gets a ConflictError and nothing is written.
@@ -17,21 +17,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-import nats
-import nats.errors
-import nats.js.errors
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js import api as js_api
-
 from ._errors import ConflictError, LogError, LogUnavailableError, PayloadTooLargeError
 from ._records import Record
 from ._subjects import StreamSpec, Subjects
+
+# nats-py imports aiohttp (a quarter of a second) only to offer ws:// URLs, which the runtime does
+# not use: hide it while nats loads, so every `wippy` command starts faster. Code that needs
+# aiohttp imports it later as usual.
+_hide_aiohttp = "aiohttp" not in sys.modules
+if _hide_aiohttp:
+    sys.modules["aiohttp"] = None  # type: ignore[assignment]
+try:
+    import nats
+    import nats.errors
+    import nats.js.errors
+    from nats.aio.client import Client as NatsClient
+    from nats.aio.msg import Msg
+    from nats.js import api as js_api
+finally:
+    if _hide_aiohttp:
+        del sys.modules["aiohttp"]
+
 
 #: Called for each delivered record with its stream sequence and the number still pending.
 RecordHandler = Callable[[int, Record, int], Awaitable[None] | None]
@@ -74,6 +86,7 @@ class EventStore(Protocol):
     async def last_seq(self, stream: str) -> int: ...
     async def read(self, stream: str, start: int = 1, end: int | None = None) -> list[tuple[int, Record]]: ...
     async def subscribe(self, stream: str, from_seq: int, handler: RecordHandler) -> Subscription: ...
+    async def subscribe_raw(self, stream: str, from_seq: int, handler: RawHandler) -> Subscription: ...
     async def aclose(self) -> None: ...
 
 
@@ -91,7 +104,17 @@ class _NatsSubscription:
 
 
 def _meta(msg: Msg) -> tuple[int, int]:
-    """(stream sequence, pending) from a JetStream delivery's reply subject."""
+    """(stream sequence, pending) from a JetStream delivery's reply subject.
+
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`` (v1) or
+    ``$JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[...]``
+    (v2); read directly, as nats-py's ``metadata`` costs more than the rest of a delivery.
+    """
+    tokens = msg.reply.split(".")
+    if len(tokens) == 9:
+        return int(tokens[5]), int(tokens[8])
+    if len(tokens) >= 11 and tokens[0] == "$JS":
+        return int(tokens[7]), int(tokens[10])
     md = msg.metadata
     return md.sequence.stream, md.num_pending
 

@@ -26,7 +26,24 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
 
 #: A plain scalar that YAML 1.2 reads as decimal but Go reads as octal, or a merge key.
-_NEEDS_PYYAML = re.compile(r"(?m)(?:[:\-\[,{]\s*|^\s*)[-+]?0[0-7_]+\s*(?:$|[,\]}#])|<<\s*:")
+_LEGACY = re.compile(r"(?:[:\-\[,{]\s*|^\s*)[-+]?0[0-7_]+\s*(?:$|[,\]}#])|<<\s*:")
+_ZERO_DIGIT = re.compile(r"0[0-7_]")
+
+
+def _needs_pyyaml(text: str) -> bool:
+    """Whether a file uses a legacy octal or a merge key (checked only on lines that could)."""
+    if "<<" in text and _LEGACY.search(text):
+        return True
+    checked = -1
+    for m in _ZERO_DIGIT.finditer(text):
+        start = text.rfind("\n", 0, m.start()) + 1
+        if start == checked:
+            continue
+        checked = start
+        end = text.find("\n", m.start())
+        if _LEGACY.search(text[start : end if end >= 0 else len(text)]):
+            return True
+    return False
 
 
 _SEPARATOR = re.compile(r"(?m)^---")
@@ -137,7 +154,7 @@ class _GoLoader(CParser, _GoConstructor, _GoResolver):
 
 def loads(text: str) -> Any:
     """Parse one YAML document with Wippy's rules; raises YamlError."""
-    if _NEEDS_PYYAML.search(text):
+    if _needs_pyyaml(text):
         return _pyyaml(text)
     try:
         value = yaml_rs.loads(text, parse_datetime=False)
@@ -190,31 +207,32 @@ def _pyyaml(text: str) -> Any:
         loader.dispose()
 
 
+_ENTRIES_KEY = re.compile(r"(?m)^entries[ \t]*:[ \t]*(?:#.*)?$")
+_TOP_LEVEL_KEY = re.compile(r"(?m)^(?=[^\s#-])")
+_ITEM = re.compile(r"(?m)^([ \t]*)-(?=[ \t]|$)")
+
+
 def entry_lines(text: str) -> list[int]:
     """1-based lines where the items of the top-level ``entries:`` block sequence start.
 
     Used only to say where an entry is defined; a flow-style list gives no lines.
     """
-    lines = text.splitlines()
+    key = _ENTRIES_KEY.search(text)
+    if key is None:
+        return []
+    stop = _TOP_LEVEL_KEY.search(text, key.end() + 1)
+    end = stop.start() if stop else len(text)
+    line = text.count("\n", 0, key.end()) + 1
+    pos = key.end()
+    indent: str | None = None
     out: list[int] = []
-    indent: int | None = None
-    inside = False
-    for n, line in enumerate(lines, 1):
-        stripped = line.lstrip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        col = len(line) - len(stripped)
-        if not inside:
-            if col == 0 and re.match(r"entries\s*:\s*(#.*)?$", stripped):
-                inside = True
-            continue
-        if col == 0 and not stripped.startswith("-"):
-            break
-        if stripped.startswith("-") and (stripped == "-" or stripped[1] in " \t"):
-            if indent is None:
-                indent = col
-            if col == indent:
-                out.append(n)
+    for item in _ITEM.finditer(text, key.end(), end):
+        line += text.count("\n", pos, item.start())
+        pos = item.start()
+        if indent is None:
+            indent = item.group(1)
+        if item.group(1) == indent:
+            out.append(line)
     return out
 
 

@@ -52,7 +52,7 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--namespace", default=argparse.SUPPRESS, metavar="NS",
                    help="stream namespace, to share one NATS between apps (env WIPPY_NAMESPACE)")
     g.add_argument("--sync-interval", default=argparse.SUPPRESS, metavar="always|DURATION",
-                   help="embedded JetStream fsync policy (default: always)")
+                   help="embedded JetStream fsync policy: a duration (default 1s) or 'always'")
     g.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     g.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logs")
     return p

@@ -7,7 +7,7 @@ Environment variables (flags win):
     WIPPY_STATE_DIR      state dir (--state-dir); default <app>/.wippy/state
     WIPPY_NODE           node id (--node); default a stable id kept in the state dir
     WIPPY_NAMESPACE      stream namespace (--namespace); default "wippy"
-    WIPPY_SYNC_INTERVAL  embedded JetStream fsync policy (--sync-interval); default "always"
+    WIPPY_SYNC_INTERVAL  embedded JetStream fsync policy (--sync-interval); default "1s"
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def build_config(
         nats_url=nats or env.get("WIPPY_NATS_URL") or None,
         namespace=namespace or env.get("WIPPY_NAMESPACE") or "wippy",
         node=node or env.get("WIPPY_NODE") or None,
-        server=ServerSettings(sync_interval=sync_interval or env.get("WIPPY_SYNC_INTERVAL") or "always"),
+        server=ServerSettings(sync_interval=sync_interval or env.get("WIPPY_SYNC_INTERVAL") or "1s"),
     )
     return CliConfig(
         app_dir=app,

@@ -31,7 +31,7 @@ log = logging.getLogger("wippy.projections.registry")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProjectionSettings:
-    flush_interval: timedelta = timedelta(milliseconds=50)
+    flush_interval: timedelta = timedelta(milliseconds=500)
     batch_size: int = 5000
 
 
@@ -68,7 +68,7 @@ class RegistryProjection:
         stream = self.store.subjects.registry_stream
         head = await self.store.last_seq(stream)
         self._flusher = asyncio.create_task(self._flush_loop(), name="wippy-registry-flush")
-        self._sub = await self.store.subscribe(stream, self.state.last_seq + 1, self._on_record)
+        self._sub = await self.store.subscribe_raw(stream, self.state.last_seq + 1, self._on_raw)
         await self.wait_for(head)
 
     async def aclose(self) -> None:
@@ -98,7 +98,17 @@ class RegistryProjection:
         """Fold a record this process has just appended (acknowledged at ``seq``)."""
         return self._fold(seq, record)
 
-    def _on_record(self, seq: int, record: Record, _pending: int) -> None:
+    def _on_raw(self, seq: int, data: bytes, _pending: int) -> None:
+        if seq <= self.state.last_seq:
+            return  # appended by this process: folded already (apply_local)
+        try:
+            record = Record.decode(data)
+        except RecordError as exc:
+            log.error("registry record %d skipped: %s", seq, exc)
+            self.state.last_seq = seq
+            self._wake.set()
+            _release(self._waiters, seq)
+            return
         self._fold(seq, record)
 
     def _fold(self, seq: int, record: Record) -> AppliedChangeset | None:

@@ -454,7 +454,7 @@ def test_values_come_out_json_compatible(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("value", "field"),
-    [("!!set {a, b}", "blob"), (".nan", "blob"), ("[1, .inf]", "blob[1]")],
+    [("!!set {a, b}", "blob"), (".nan", "blob"), ("[1, .inf]", "blob[1]"), ("[1, 99999999999999999999]", "blob[1]")],
 )
 def test_values_without_json_form_are_errors(tmp_path: Path, value: str, field: str) -> None:
     text = f"namespace: app\nentries:\n  - name: x\n    kind: a\n    blob: {value}\n"
@@ -508,7 +508,7 @@ _KEY = st.text(_TEXT, max_size=10).filter(lambda k: k not in _RESERVED)
 _JSON = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(-(2**63), 2**63 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(_TEXT, max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEY, inner, max_size=3),
