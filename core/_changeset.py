@@ -47,12 +47,12 @@ class Op:
     @staticmethod
     def from_json(raw: Mapping[str, Any]) -> Op:
         op = raw["op"]
+        eid = raw["id"]
+        if op == "delete":
+            return Op("delete", eid, None, raw.get("origin"))
         if op not in OP_KINDS:
             raise ValueError(f"unknown op {op!r}")
-        entry = None
-        if op != "delete":
-            entry = Entry(id=raw["id"], kind=raw["kind"], meta=raw.get("meta") or {}, data=raw.get("data") or {})
-        return Op(op=op, id=raw["id"], entry=entry, origin=raw.get("origin"))
+        return Op(op, eid, Entry(eid, raw["kind"], raw.get("meta") or {}, raw.get("data") or {}), raw.get("origin"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,9 +158,10 @@ def diff_states(before: Mapping[str, Entry], after: Mapping[str, Entry]) -> tupl
     return tuple(ops)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AppliedOp:
-    """An operation as it took effect: with the entry before and after."""
+    """An operation as it took effect: with the entry before and after. Read-only by convention
+    (not frozen: a rebuild makes one per operation, and frozen dataclasses are slow to build)."""
 
     op: OpKind
     id: str

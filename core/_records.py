@@ -84,6 +84,9 @@ class Record:
         if not isinstance(body, dict):
             raise RecordError(f"record {type_name}: body is not an object")
         target = _CURRENT.get(type_name, schema)
+        if schema == target:  # the common case, kept cheap: replay decodes every record
+            return Record(type=type_name, body=body, schema=schema, at=raw.get("at") or 0,
+                          node=raw.get("node") or "", actor=raw.get("actor"), trace=raw.get("trace"))
         if schema > target:
             raise RecordError(
                 f"record {type_name} has schema {schema}, newer than this runtime's {target}; upgrade wippy"

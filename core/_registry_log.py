@@ -125,9 +125,9 @@ async def append_changeset(
     return Appended(version=seq, last_seq=seq, records=tuple(written))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DecodedChangeset:
-    """A committed changeset read back from the log."""
+    """A committed changeset read back from the log (read-only by convention; see AppliedOp)."""
 
     version: int
     id: str
@@ -160,17 +160,23 @@ class ChangesetAssembler:
             return None
         if record.type != COMMIT:
             return None
-        ops_raw: list[Any] = []
-        base: dict[str, str | None] = {}
-        for cseq in body.get("chunks") or []:
-            chunk = self._pending.get(cseq)
-            if chunk is None or chunk.get("id") != body.get("id"):
-                raise RecordError(f"commit at {seq} names chunk {cseq}, which is not in the log before it")
-            ops_raw.extend(chunk.get("ops") or [])
-            base.update(chunk.get("files_base") or {})
-        self._pending.clear()
-        ops_raw.extend(body.get("ops") or [])
-        base.update(body.get("files_base") or {})
+        chunks = body.get("chunks")
+        if chunks:
+            ops_raw: list[Any] = []
+            base: dict[str, str | None] = {}
+            for cseq in chunks:
+                chunk = self._pending.get(cseq)
+                if chunk is None or chunk.get("id") != body.get("id"):
+                    raise RecordError(f"commit at {seq} names chunk {cseq}, which is not in the log before it")
+                ops_raw.extend(chunk.get("ops") or [])
+                base.update(chunk.get("files_base") or {})
+            ops_raw.extend(body.get("ops") or [])
+            base.update(body.get("files_base") or {})
+        else:  # the common case: the commit holds everything
+            ops_raw = body.get("ops") or []
+            base = body.get("files_base") or {}
+        if self._pending:
+            self._pending.clear()
         return DecodedChangeset(
             version=seq,
             id=str(body.get("id") or ""),

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from wippy.core import AppliedOp, ChangesetAssembler, Entry, Record, apply_ops, iter_references
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AppliedChangeset:
-    """One committed version as it took effect."""
+    """One committed version as it took effect (read-only by convention; see AppliedOp)."""
 
     version: int
     at: int
@@ -103,19 +103,22 @@ def fold(state: RegistryState, seq: int, record: Record) -> AppliedChangeset | N
     if cs is None:
         return None
     applied = apply_ops(state.entries, cs.ops)
+    origins = state.origins
     for a in applied:
         if a.before is not None:
             state._unindex(a.before)
         if a.after is not None:
             state._index(a.after)
-            state.origins[a.id] = a.origin
+            origins[a.id] = a.origin
         else:
-            state.origins.pop(a.id, None)
-    for eid, digest in cs.files_base.items():
-        if digest is None:
-            state.files_base.pop(eid, None)
-        else:
-            state.files_base[eid] = digest
+            origins.pop(a.id, None)
+    if cs.files_base:
+        files_base = state.files_base
+        for eid, digest in cs.files_base.items():
+            if digest is None:
+                files_base.pop(eid, None)
+            else:
+                files_base[eid] = digest
     state.version = seq
     rec = cs.record
     return AppliedChangeset(

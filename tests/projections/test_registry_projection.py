@@ -150,9 +150,10 @@ async def test_orphan_chunks_are_ignored(nats_url: str, namespace: str, tmp_path
     async with opened(nats_url, namespace, tmp_path / "p.duckdb") as svc:
         store = svc.store
         # a writer that died after its first chunk
-        await store.append(store.subjects.registry_chunk, Record(type="registry.changeset.chunk", body={
+        seq = await store.append(store.subjects.registry_chunk, Record(type="registry.changeset.chunk", body={
             "id": "dead", "index": 0, "ops": [{"op": "create", "id": "app:ghost", "kind": "registry.entry"}],
             "files_base": {}}))
+        await svc.projection.wait_for(seq)  # a foreign record: this writer must see it before writing
         result = await svc.apply(Changeset(ops=(Op("create", "app:e1", entry(1, 1)),)))
         assert result.version == 2
         assert set(svc.projection.state.entries) == {"app:e1"}
