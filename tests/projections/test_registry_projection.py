@@ -100,9 +100,10 @@ def to_changeset(ops: list[tuple[str, int, int]], big: bool) -> Changeset:
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(history=histories(), restarts=st.sets(st.integers(0, 8)), big=st.booleans())
+@given(history=histories(), restarts=st.sets(st.integers(0, 8)), big=st.booleans(), pick=st.integers(0, 50))
 async def test_rebuild_from_one_equals_incremental_with_restarts(
-    nats_url: str, tmp_path: Path, history: list[list[tuple[str, int, int]]], restarts: set[int], big: bool
+    nats_url: str, tmp_path: Path, history: list[list[tuple[str, int, int]]], restarts: set[int], big: bool,
+    pick: int,
 ) -> None:
     ns = "t" + uuid.uuid4().hex[:12]
     live = tmp_path / f"{ns}-live.duckdb"
@@ -118,10 +119,17 @@ async def test_rebuild_from_one_equals_incremental_with_restarts(
                 svc = await svc_cm.__aenter__()
             result = await svc.apply(to_changeset(ops, big))
             states[result.version] = dict(svc.projection.state.entries)
-        await svc.projection.flush()
-        incremental = dump(svc.projection.db)
         for version, expected in states.items():
             assert await svc.entries(at=version) == expected
+        # rollback to any version, then the registry lists exactly what `--at` that version lists
+        target = sorted(states)[pick % len(states)]
+        rolled = await svc.rollback(target)
+        assert svc.projection.state.entries == states[target]
+        assert await svc.list_entries() == await svc.list_entries(at=target)
+        if rolled.changed:
+            states[rolled.version] = dict(svc.projection.state.entries)
+        await svc.projection.flush()
+        incremental = dump(svc.projection.db)
     finally:
         await svc_cm.__aexit__(None, None, None)
 
