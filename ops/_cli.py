@@ -67,9 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", parents=[common], help="apply the app's files and run the app until stopped")
-    run.add_argument("entry", nargs="?", help="a command entry to run (not implemented yet)")
-    run.add_argument("-x", "--exec", dest="exec_entry", metavar="ENTRY", help="run one process and exit "
-                     "(not implemented yet)")
+    run.add_argument("-x", "--exec", dest="exec_entry", metavar="ENTRY",
+                     help="run this process.lua entry on the terminal host and exit with its result")
+    run.add_argument("rest", nargs=argparse.REMAINDER, metavar="[COMMAND] ARGS",
+                     help="`list`, or a command (an entry's meta.command.name) and its arguments")
     run.add_argument("--reset", action="store_true", help="make the registry equal to the files")
     run.add_argument("-m", "--message", default="", help="message of the applied version")
 
@@ -141,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         cfg = _config(ns)
-        setup_logging(verbose=cfg.verbose, default_level=logging.INFO if ns.command == "run" else logging.WARNING)
+        quiet = ns.command != "run" or bool(ns.exec_entry or ns.rest)
+        setup_logging(verbose=cfg.verbose, default_level=logging.WARNING if quiet else logging.INFO)
         return _run_async(_dispatch(ns, cfg))
     except NotImplementedFeatureError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -168,11 +170,8 @@ def _run_async(coro: Any) -> int:
 async def _dispatch(ns: argparse.Namespace, cfg: CliConfig) -> int:
     cmd = ns.command
     if cmd == "run":
-        if ns.entry or ns.exec_entry:
-            what = f"-x {ns.exec_entry}" if ns.exec_entry else ns.entry
-            raise NotImplementedFeatureError(
-                f"wippy run {what}: running process entries is not implemented yet (UNAVAILABLE)"
-            )
+        if ns.exec_entry or ns.rest:
+            return await _run_process(cfg, ns, reset=ns.reset, message=ns.message)
         return await _run_node(cfg, reset=ns.reset, message=ns.message)
     if cmd in _NOT_YET:
         raise NotImplementedFeatureError(f"wippy {cmd} is not implemented yet (UNAVAILABLE)")
@@ -256,6 +255,44 @@ def _print(verb: str, result: Any, cfg: CliConfig) -> None:
             print(f"{marks[d['op']]} {d['id']}")
     else:
         output.records_table(result)
+
+
+async def _run_process(cfg: CliConfig, ns: argparse.Namespace, *, reset: bool, message: str) -> int:
+    """`wippy run -x ENTRY args`, `wippy run COMMAND args`, `wippy run list`."""
+    from wippy.services import commands, find_command, run_terminal_process
+
+    state = StateDir(cfg.runtime.state_dir)
+    if not cfg.app_dir.is_dir():
+        raise ConfigError(f"app directory {cfg.app_dir} does not exist")
+    if not state.try_own():
+        record = state.read_node_record()
+        if record is not None:
+            raise ConfigError(f"node {record.node} (pid {record.pid}) is running on {state.path}; stop it first")
+        await asyncio.to_thread(state.own, _OWN_TIMEOUT)
+    try:
+        state.clear_node_record()
+        async with Node(cfg.runtime, state) as node:
+            result = await node.registry.apply_files(
+                cfg.app_dir, reset=reset, message=message, actor=cfg.actor, trace=new_traceparent()
+            )
+            for w in result.warnings:
+                log.warning(w)
+            entries = node.registry.current()
+            rest = list(ns.rest)
+            if ns.exec_entry:
+                entry_id, args = ns.exec_entry, rest
+            elif rest[0] == "list":
+                found = commands(entries)
+                if cfg.json:
+                    output.emit_json([{"name": c.name, "short": c.short, "entry": c.entry} for c in found])
+                else:
+                    output.table(["COMMAND", "ENTRY", "DESCRIPTION"], [[c.name, c.entry, c.short] for c in found])
+                return 0
+            else:
+                entry_id, args = find_command(entries, rest[0]).entry, rest[1:]
+            return await run_terminal_process(node.registry, node.node, entry_id, args)
+    finally:
+        state.release()
 
 
 async def _run_node(cfg: CliConfig, *, reset: bool, message: str) -> int:

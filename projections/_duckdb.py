@@ -107,6 +107,7 @@ class PersistedRegistry:
     files_base: dict[str, str]
     version: int
     seq: int
+    versions: list[int]
 
 
 class ProjectionDB:
@@ -147,7 +148,9 @@ class ProjectionDB:
             entries[eid] = Entry(eid, kind, orjson.loads(meta), orjson.loads(data))
             origins[eid] = origin
         base = dict(cur.execute("SELECT id, digest FROM store.registry_files_base").fetchall())
-        return PersistedRegistry(entries, origins, base, version, seq)
+        rows = cur.execute("SELECT version FROM store.registry_versions ORDER BY version").fetchall()
+        versions = [v for (v,) in rows]
+        return PersistedRegistry(entries, origins, base, version, seq, versions)
 
     # -- writing ------------------------------------------------------------------------------------
     def write_registry(self, batch: Sequence[AppliedChangeset], *, seq: int, version: int) -> None:

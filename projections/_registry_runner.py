@@ -63,7 +63,7 @@ class RegistryProjection:
         loop = asyncio.get_running_loop()
         persisted = await loop.run_in_executor(self._executor, self.db.load_registry)
         self.state.load(persisted.entries, persisted.origins, persisted.files_base,
-                        version=persisted.version, seq=persisted.seq)
+                        version=persisted.version, seq=persisted.seq, versions=persisted.versions)
         self.db_seq = persisted.seq
         stream = self.store.subjects.registry_stream
         head = await self.store.last_seq(stream)

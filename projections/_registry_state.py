@@ -42,6 +42,8 @@ class RegistryState:
         self.files_base: dict[str, str] = {}
         self.version = 0
         self.last_seq = 0
+        #: Every committed version, ascending.
+        self.versions: list[int] = []
         self._referrers: dict[str, set[str]] = {}
         self._assembler = ChangesetAssembler()
 
@@ -64,13 +66,14 @@ class RegistryState:
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self, entries: Mapping[str, Entry], origins: Mapping[str, str | None],
-             files_base: Mapping[str, str], *, version: int, seq: int) -> None:
+             files_base: Mapping[str, str], *, version: int, seq: int, versions: list[int] | None = None) -> None:
         """Start from a persisted state (the DuckDB projection) instead of sequence 1."""
         self.entries = dict(entries)
         self.origins = dict(origins)
         self.files_base = dict(files_base)
         self.version = version
         self.last_seq = seq
+        self.versions = list(versions or [])
         self._referrers = {}
         for entry in self.entries.values():
             self._index(entry)
@@ -78,7 +81,8 @@ class RegistryState:
 
     def copy(self) -> RegistryState:
         other = RegistryState()
-        other.load(self.entries, self.origins, self.files_base, version=self.version, seq=self.stable_seq)
+        other.load(self.entries, self.origins, self.files_base, version=self.version, seq=self.stable_seq,
+                   versions=self.versions)
         return other
 
     def _index(self, entry: Entry) -> None:
@@ -120,6 +124,7 @@ def fold(state: RegistryState, seq: int, record: Record) -> AppliedChangeset | N
             else:
                 files_base[eid] = digest
     state.version = seq
+    state.versions.append(seq)
     rec = cs.record
     return AppliedChangeset(
         version=seq,

@@ -16,6 +16,10 @@ from ._registry import ApplyResult as ApplyResult
 from ._registry import RegistryService as RegistryService
 from ._statedir import NodeRecord as NodeRecord
 from ._statedir import StateDir as StateDir
+from ._terminal import Command as Command
+from ._terminal import commands as commands
+from ._terminal import find_command as find_command
+from ._terminal import run_terminal_process as run_terminal_process
 
 __all__ = [
     "COMMANDS",
@@ -23,11 +27,15 @@ __all__ = [
     "AdminServer",
     "ApplyResult",
     "CallContext",
+    "Command",
     "Node",
     "NodeRecord",
     "RegistryService",
     "Runtime",
     "RuntimeSettings",
     "StateDir",
+    "commands",
     "execute",
+    "find_command",
+    "run_terminal_process",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,17 @@ class RegistryService:
     @property
     def version(self) -> int:
         return self.projection.state.version
+
+    def get(self, entry_id: str) -> Entry | None:
+        """The current entry (the in-memory projection; no I/O)."""
+        return self.projection.state.entries.get(entry_id)
+
+    def current(self) -> Mapping[str, Entry]:
+        """The current entries, read-only (not a copy)."""
+        return self.projection.state.entries
+
+    def version_ids(self) -> list[int]:
+        return self.projection.state.versions
 
     # -- writes ------------------------------------------------------------------------------------
     async def apply(self, changeset: Changeset, *, actor: str | None = None, trace: str | None = None) -> ApplyResult:

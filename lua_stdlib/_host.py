@@ -1,0 +1,268 @@
+"""The Lua host of one process: sandboxes for entries, `require`, and the code of entries.
+
+One ``LuaHost`` owns one ``LuaVM`` (one Lua runtime, bounded memory). The entries it runs (a
+process's own code, the functions and libraries it calls) each get their own environment. Their
+code comes from registry entries: translated from Wippy's dialect, compiled once per entry
+content (a new registry version with a changed entry compiles anew; an unchanged one is reused).
+
+Modules are built once per host by factories registered by name (``register_module``). A name
+Wippy documents that this runtime does not provide yet raises UNAVAILABLE when required.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from wippy.core import Entry
+
+from ._vm import LuaSettings, LuaVM, _source
+
+log = logging.getLogger("wippy.lua")
+
+CODE_KINDS = frozenset({"function.lua", "process.lua", "library.lua", "module.lua"})
+
+#: Modules Wippy documents that are not built here yet: requiring one raises UNAVAILABLE.
+WIPPY_MODULES = frozenset({
+    "http", "http_client", "websocket", "sql", "store", "fs", "exec", "templates", "queue", "security",
+    "events", "hash", "crypto", "uuid", "base64", "yaml", "logger", "env", "metrics", "system", "expr",
+    "text", "treesitter", "contract", "compress", "archive", "excel", "html", "eval_runner", "loader",
+    "cloudstorage", "pg", "workflow", "tty", "hub", "cdc", "ctx", "payload", "time", "json", "io", "funcs",
+    "registry",
+})
+
+
+class RegistryReader(Protocol):
+    """What the host needs from the registry to find code (the registry service provides it)."""
+
+    def get(self, entry_id: str) -> Entry | None: ...
+
+
+ModuleFactory = Callable[["LuaHost"], Any]
+_MODULES: dict[str, ModuleFactory] = {}
+
+
+def register_module(name: str, factory: ModuleFactory) -> None:
+    """Make ``require(name)`` available to entries that list ``name`` in ``modules:``."""
+    _MODULES[name] = factory
+
+
+def available_modules() -> frozenset[str]:
+    return frozenset(_MODULES)
+
+
+class LuaCodeError(Exception):
+    """User code failed to load (translation, compilation, top-level error)."""
+
+
+class ModuleUnavailable(Exception):
+    """A module factory cannot serve this host (say, `io` off a terminal host)."""
+
+
+@dataclass(slots=True)
+class _Loaded:
+    entry: Entry
+    digest: str
+    env: Any
+    value: Any  # what the chunk returned
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostContext:
+    """Who the code runs as and what it may reach. Services are structurally typed."""
+
+    registry: Any
+    node: str
+    pid: str
+    settings: LuaSettings = field(default_factory=LuaSettings)
+    stdio: Any = None  # the terminal host's streams, for `io`
+    args: tuple[str, ...] = ()
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+class LuaHost:
+    def __init__(self, ctx: HostContext) -> None:
+        self.ctx = ctx
+        self.vm = LuaVM(ctx.settings, label=ctx.pid)
+        self._modules: dict[str, Any] = {}
+        #: Per-host state of module implementations (Lua libraries built once, caches).
+        self.extras: dict[str, Any] = {}
+        self._loaded: dict[str, _Loaded] = {}
+        self._loading: set[str] = set()
+        rt = self.vm.rt
+        self._bridge = rt.table_from({
+            "print": self._print,
+            "payload": None,
+        })
+        types = self._types_library()
+        self.sandbox = rt.execute(_source("sandbox.lua"), self.vm.S, self.vm.channel, self.vm.errors, types,
+                                  self._bridge)
+        self.vm.channel.public = self.sandbox.readonly(rt.table_from({
+            "new": self.vm.channel.new, "select": self.vm.channel.select,
+        }), "channel")
+        self.vm.errors.public = self.sandbox.readonly(self.vm.errors, "errors")
+        # read once here: reading Lua table fields inside callbacks is unsafe (see _vm)
+        self._make_env = self.sandbox.make_env
+        self._compile = self.sandbox.compile
+        self.readonly = self.sandbox.readonly
+        self.payload = rt.execute(_source("payload.lua"), self.sandbox.readonly)
+        self._bridge.payload = self.payload
+        self.process_global = self._process_global()
+
+    def _types_library(self) -> Any:
+        try:
+            from ._types_lib import load_types
+        except ImportError:  # the dialect's runtime type library is optional at this layer
+            return None
+        return load_types(self.vm.rt)
+
+    # -- modules -------------------------------------------------------------------------------
+    def module(self, name: str) -> Any:
+        found = self._modules.get(name)
+        if found is None:
+            factory = _MODULES.get(name)
+            if factory is None:
+                return None
+            self.vm.settle()  # factories use rt.execute; we may be inside a Lua call (see _vm)
+            found = self.readonly(factory(self), name)
+            self._modules[name] = found
+        return found
+
+    def _print(self, label: str, text: str) -> None:
+        log.info(text, extra={"fields": {"entry": label, "pid": self.ctx.pid, "source": "print"}})
+
+    def _process_global(self) -> Any:
+        return self.vm.rt.execute(_PROCESS_GLOBAL, self.ctx.pid, self.vm.errors, self.sandbox.readonly)
+
+    # -- entries ---------------------------------------------------------------------------------
+    def entry(self, entry_id: str) -> Entry:
+        entry = self.ctx.registry.get(entry_id)
+        if entry is None:
+            raise LookupError(entry_id)
+        assert isinstance(entry, Entry)
+        return entry
+
+    def load(self, entry: Entry) -> Any:
+        """The value an entry's code returns (a table or a function), compiled once per content."""
+        cached = self._loaded.get(entry.id)
+        if cached is not None and cached.entry is entry:
+            return cached.value
+        digest = entry.digest()
+        if cached is not None and cached.digest == digest:
+            cached.entry = entry
+            return cached.value
+        if entry.kind not in CODE_KINDS:
+            raise LuaCodeError(f"{entry.id} is a {entry.kind}, not Lua code")
+        if entry.id in self._loading:
+            raise LuaCodeError(f"{entry.id} requires itself (circular imports)")
+        source = entry.data.get("source")
+        if not isinstance(source, str):
+            raise LuaCodeError(f"{entry.id} has no source")
+        self._loading.add(entry.id)
+        self.vm.settle()
+        try:
+            env = self._make_env(entry.id, self._require_fn(entry), self.process_global)
+            code = self._translate(source, entry)
+            compiled = self._compile(code, entry.id, env)
+            if isinstance(compiled, tuple):  # load() failed: nil, message
+                raise LuaCodeError(str(compiled[1]))
+            chunk = compiled
+            try:
+                value = chunk()
+            except Exception as exc:  # lupa raises LuaError for errors in top-level code
+                raise LuaCodeError(f"{entry.id}: loading failed: {_lua_message(exc)}") from exc
+        finally:
+            self._loading.discard(entry.id)
+        self._loaded[entry.id] = _Loaded(entry, digest, env, value)
+        return value
+
+    def _translate(self, source: str, entry: Entry) -> str:
+        from ._dialect import DialectError, translate
+
+        try:
+            return translate(source, entry.id).code
+        except DialectError as exc:
+            raise LuaCodeError(str(exc)) from exc
+
+    def callable(self, entry: Entry) -> Any:
+        """The function an entry runs: its ``method`` in the returned table, or the returned function."""
+        value = self.load(entry)
+        method = entry.data.get("method")
+        from lupa.lua54 import lua_type  # type: ignore[import-untyped]
+
+        if method:
+            if lua_type(value) != "table":
+                raise LuaCodeError(f"{entry.id}: method {method!r} named, but the code returns a {lua_type(value)}")
+            fn = self.vm.get(value, method)
+            if lua_type(fn) != "function":
+                raise LuaCodeError(f"{entry.id}: the code returns no function named {method!r}")
+            return fn
+        if lua_type(value) == "function":
+            return value
+        raise LuaCodeError(f"{entry.id}: the code returns a {lua_type(value)}; name its function with `method:`")
+
+    def _require_fn(self, entry: Entry) -> Any:
+        allowed = entry.data.get("modules") or []
+        imports = entry.data.get("imports") or {}
+        modules = {str(m) for m in allowed} if isinstance(allowed, list) else set()
+        import_map = {str(k): str(v) for k, v in imports.items()} if isinstance(imports, dict) else {}
+
+        def require(name: Any) -> tuple[Any, str | None]:
+            name = str(name)
+            if name in import_map:
+                target = import_map[name]
+                lib = self.ctx.registry.get(target)
+                if lib is None:
+                    return None, f"require({name!r}): library {target} does not exist ({entry.id} imports it)"
+                try:
+                    return self.load(lib), None
+                except LuaCodeError as exc:
+                    return None, f"require({name!r}): {exc}"
+            if name not in modules:
+                if name in WIPPY_MODULES or name in _MODULES:
+                    return None, f"require({name!r}): module {name} is not in the modules: list of {entry.id}"
+                return None, f"require({name!r}): no module or import named {name} (entry {entry.id})"
+            try:
+                found = self.module(name)
+            except ModuleUnavailable as exc:
+                return None, f"require({name!r}): UNAVAILABLE: {exc}"
+            if found is None:
+                return None, f"require({name!r}): UNAVAILABLE: module {name} is not implemented in this runtime yet"
+            return found, None
+
+        return require
+
+    async def aclose(self) -> None:
+        await self.vm.aclose()
+
+
+def _lua_message(exc: BaseException) -> str:
+    text = str(exc)
+    return text.split("\nstack traceback:", 1)[0]
+
+
+# The `process` global, as far as this layer goes: the pid; the rest arrives with processes.
+_PROCESS_GLOBAL = """
+local pid, errors, readonly = ...
+local function unavailable(name)
+    return function()
+        error(errors._make("UNAVAILABLE", "process." .. name .. " is not implemented in this runtime yet"), 2)
+    end
+end
+local P = {}
+for _, name in ipairs({"send", "spawn", "spawn_monitored", "spawn_linked", "spawn_linked_monitored", "exec",
+                       "terminate", "cancel", "monitor", "unmonitor", "link", "unlink", "inbox", "events",
+                       "listen", "unlisten", "get_options", "set_options", "upgrade", "with_context",
+                       "with_options"}) do
+    P[name] = unavailable(name)
+end
+P.pid = function() return pid end
+P.id = function() return pid end
+P.registry = readonly({register = unavailable("registry.register"), lookup = unavailable("registry.lookup"),
+                       unregister = unavailable("registry.unregister")}, "process.registry")
+P.event = readonly({CANCEL = "pid.cancel", EXIT = "pid.exit", LINK_DOWN = "pid.link.down",
+                    OUTDATED = "pid.outdated"}, "process.event")
+return readonly(P, "process")
+"""

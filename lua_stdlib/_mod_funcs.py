@@ -1,0 +1,42 @@
+"""`funcs` and `ctx`: calling function.lua entries (the call path itself is Lua: lua/funcs.lua)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._host import LuaCodeError, LuaHost, register_module
+from ._vm import _source
+
+
+def _library(host: LuaHost) -> Any:
+    """The Lua side of funcs/ctx for this host (built once)."""
+    cached = host.extras.get("funcs")
+    if cached is not None:
+        return cached
+    vm = host.vm
+    entries: dict[str, tuple[Any, Any]] = {}
+
+    def resolve(entry_id: str) -> tuple[Any, Any]:
+        entry = host.ctx.registry.get(entry_id)
+        if entry is None:
+            return None, vm.error("NOT_FOUND", f"function {entry_id} does not exist")
+        found = entries.get(entry_id)
+        if found is not None and found[0] is entry:
+            return found[1], None
+        if entry.kind != "function.lua":
+            return None, vm.error("INVALID", f"{entry_id} is a {entry.kind}, not a function.lua")
+        try:
+            fn = host.callable(entry)
+        except LuaCodeError as exc:
+            return None, vm.error("INTERNAL", str(exc))
+        entries[entry_id] = (entry, fn)
+        return fn, None
+
+    lib = vm.rt.execute(_source("funcs.lua"), vm.S, vm.errors, vm.channel, host.payload, resolve,
+                        host.readonly)
+    host.extras["funcs"] = lib
+    return lib
+
+
+register_module("funcs", lambda host: _library(host).funcs)
+register_module("ctx", lambda host: _library(host).ctx)

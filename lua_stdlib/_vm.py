@@ -1,0 +1,259 @@
+"""The Lua VM: one lupa runtime (Lua 5.4), its scheduler, and the bridge to asyncio.
+
+Lua code runs in coroutines ("tasks") driven by the Lua-side scheduler (``lua/scheduler.lua``).
+Channel operations switch tasks inside Lua. An operation that waits on the outside world yields a
+request: either a table ``{kind = ...}`` or a ``Pending`` (a Python awaitable a module function
+returned); ``pump`` hands those to asyncio and resumes the task when the result is ready. A call
+that can answer at once (a buffered channel, a registry read) never leaves Lua or never yields.
+
+A lupa pitfall this module contains: reading a Lua table field (``t[k]``, ``t.k``) or running
+``rt.execute`` from Python while Lua code is running further down the same state (inside any
+Python function Lua called, and inside any task) returns the wrong values: lupa collects results
+from the bottom of the current stack frame, which then still holds the caller's values. A Lua
+*call* resets that frame first. So reads go through ``get``/``from_lua`` (a call, or iteration,
+which is relative to the top), and code that must use ``execute`` or field reads inside a
+callback calls ``settle()`` first (a no-op Lua call).
+
+Isolation: Lua sees Python objects only as opaque handles (every attribute access is refused),
+the ``python`` global is removed, and each entry runs in its own environment (``lua/sandbox.lua``).
+Memory is bounded per VM (``max_memory``); runaway code is stopped by an instruction budget per
+resume slice and per task (see ``LuaSettings``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import lupa.lua54 as lua  # type: ignore[import-untyped]
+
+from wippy.core import WippyError
+
+log = logging.getLogger("wippy.lua")
+
+LuaError = lua.LuaError
+LuaMemoryError = lua.LuaMemoryError
+LuaTable = Any  # lupa's _LuaTable; untyped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LuaSettings:
+    """Limits for Lua code. Instruction budgets: 0 means unlimited."""
+
+    max_memory: int = 256 * 1024 * 1024
+    #: Instructions a task may run without yielding before it is stopped (a runaway loop).
+    max_slice_instructions: int = 500_000_000
+    #: Instructions a task may run in all.
+    max_task_instructions: int = 0
+
+
+def _refuse_attributes(obj: object, name: object, is_setting: bool) -> object:
+    raise AttributeError("Lua code cannot reach into host objects")
+
+
+def _source(name: str) -> str:
+    return resources.files("wippy.lua_stdlib").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+class Pending:
+    """A host operation a Lua task waits for: an awaitable whose result resumes the task.
+
+    The awaitable's result is a tuple of Python values, converted to Lua values on resume.
+    """
+
+    __slots__ = ("_awaitable",)
+
+    def __init__(self, awaitable: Awaitable[tuple[Any, ...]]) -> None:
+        self._awaitable = awaitable
+
+
+TaskDone = Callable[[bool, tuple[Any, ...]], None]
+
+
+class LuaVM:
+    """One Lua runtime with its scheduler. Not thread-safe: use it from its event loop."""
+
+    def __init__(self, settings: LuaSettings | None = None, *, label: str = "vm") -> None:
+        self.settings = settings or LuaSettings()
+        self.label = label
+        self.rt = lua.LuaRuntime(
+            unpack_returned_tuples=True,
+            register_eval=False,
+            register_builtins=False,
+            attribute_filter=_refuse_attributes,
+            max_memory=self.settings.max_memory,
+        )
+        g = self.rt.globals()
+        g.python = None
+        self.S = self.rt.execute(_source("scheduler.lua"))
+        self.S.is_pending = lambda v: isinstance(v, Pending)
+        self.S.slice_limit = self.settings.max_slice_instructions
+        self.S.total_limit = self.settings.max_task_instructions
+        self.channel = self.rt.execute(_source("channel.lua"), self.S)
+        self.errors = self.rt.execute(_source("errors.lua"), g.debug.getinfo)
+        self._helpers = self.rt.execute(_HELPERS, self.S, self.errors)
+        # Lua functions the host calls from inside callbacks: fetched once, here, where reading
+        # a table field is safe (see the module docstring).
+        self._get = self._helpers.get
+        self.settle = self.rt.eval("function() end")
+        self._is_error = self.errors._is
+        self._make_error = self.errors._make
+        self._asyncify = self._helpers.asyncify
+        self._wake = self.S.wake
+        self._spawn = self.S.spawn
+        self._run = self.S.run
+        self.tostring = g.tostring
+        self._pump_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- values ------------------------------------------------------------------------------
+    def to_lua(self, value: Any) -> Any:
+        """Python data (dict/list/str/int/float/bool/None) as Lua values (tables for containers)."""
+        if isinstance(value, dict | list | tuple):
+            return self.rt.table_from(value, recursive=True)
+        return value
+
+    def get(self, table: Any, key: Any) -> Any:
+        """``table[key]``, safe to use anywhere (see the module docstring)."""
+        return self._get(table, key)
+
+    def from_lua(self, value: Any, *, depth: int = 0) -> Any:
+        """Lua values as Python data: array-like tables become lists, others dicts."""
+        if depth > 100:
+            raise WippyError("value nested more than 100 levels deep")
+        if lua.lua_type(value) != "table":
+            return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+        if self._is_error(value):
+            return str(value)
+        items = list(value.items())
+        n = len(items)
+        if n and all(isinstance(k, int) and not isinstance(k, bool) for k, _ in items):
+            by_key = dict(items)
+            if min(by_key) == 1 and max(by_key) == n:
+                return [self.from_lua(by_key[i], depth=depth + 1) for i in range(1, n + 1)]
+        return {str(k): self.from_lua(v, depth=depth + 1) for k, v in items}
+
+    def error(self, kind: str, message: str, *, retryable: bool | None = None, details: Any = None) -> Any:
+        """A Lua error object (the ``errors`` module's) for a module function to return."""
+        return self._make_error(kind, message, retryable, self.to_lua(details) if details else None, None)
+
+    def table(self, **fields: Any) -> Any:
+        return self.rt.table_from(fields)
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def spawn(self, fn: Any, args: tuple[Any, ...], done: TaskDone | None = None, *, parent: Any = None) -> Any:
+        """Run ``fn(*args)`` as a new task; ``done(ok, results)`` gets its return values."""
+        def finished(ok: bool, *results: Any) -> None:
+            if done is not None:
+                done(ok, results)
+
+        _co, task = self._spawn(fn, finished, parent, *args)
+        self.schedule_pump()
+        return task
+
+    def run(self, fn: Any, *args: Any) -> asyncio.Future[tuple[bool, tuple[Any, ...]]]:
+        """Run ``fn(*args)`` as a task; the future gets (ok, results) when it ends."""
+        fut: asyncio.Future[tuple[bool, tuple[Any, ...]]] = asyncio.get_running_loop().create_future()
+
+        def done(ok: bool, results: tuple[Any, ...]) -> None:
+            if not fut.done():
+                fut.set_result((ok, results))
+
+        self.spawn(fn, args, done)
+        return fut
+
+    def wake(self, co: Any, *values: Any) -> None:
+        self._wake(co, *values)
+        self.schedule_pump()
+
+    def schedule_pump(self) -> None:
+        if not self._pump_scheduled and not self._closed:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self.pump)
+
+    def pump(self) -> None:
+        """Run every ready task, then hand their outside waits to asyncio."""
+        self._pump_scheduled = False
+        if self._closed:
+            return
+        try:
+            requests = self._run()
+        except LuaMemoryError:
+            log.error("%s: Lua memory limit (%d bytes) reached", self.label, self.settings.max_memory)
+            raise
+        if requests is None:
+            return
+        for i in range(1, len(requests) + 1):
+            item = requests[i]
+            co, req = item[1], item[2]
+            self._dispatch(co, req)
+
+    def _dispatch(self, co: Any, req: Any) -> None:
+        if isinstance(req, Pending):
+            self._await(co, req._awaitable)
+            return
+        kind = req["kind"] if lua.lua_type(req) == "table" else None
+        if kind == "sleep":
+            loop = asyncio.get_running_loop()
+            loop.call_later(max(0.0, float(req["seconds"])), self.wake, co)
+            return
+        self.wake(co, None, self.error("INTERNAL", f"unknown scheduler request {kind!r}"))
+
+    def _await(self, co: Any, awaitable: Awaitable[tuple[Any, ...]]) -> None:
+        async def waiter() -> None:
+            try:
+                result = await awaitable
+            except WippyError as exc:
+                self.wake(co, None, self.error(exc.kind, str(exc), retryable=exc.retryable))
+                return
+            except Exception as exc:  # a host bug must not leave the task hanging forever
+                log.exception("%s: host operation failed", self.label)
+                self.wake(co, None, self.error("INTERNAL", f"internal error: {exc}"))
+                return
+            self.wake(co, *(self.to_lua(v) for v in result))
+
+        task = asyncio.get_running_loop().create_task(waiter())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def asyncify(self, fn: Callable[..., Any]) -> Any:
+        """A Lua function calling ``fn``; when ``fn`` returns a Pending, the task waits for it."""
+        return self._asyncify(fn)
+
+    def pending(self, coro: Coroutine[Any, Any, tuple[Any, ...]]) -> Pending:
+        return Pending(coro)
+
+    async def aclose(self) -> None:
+        """Stop pumping and cancel outstanding host operations. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+# Small Lua helpers the VM needs (loaded with the scheduler and errors module).
+_HELPERS = """
+local S, errors = ...
+local pack, unpack, yield = table.pack, table.unpack, coroutine.yield
+local is_pending = S.is_pending
+local H = {}
+function H.get(t, k) return t[k] end
+function H.asyncify(pyfn)
+    return function(...)
+        local r = pack(pyfn(...))
+        if r.n >= 1 and is_pending(r[1]) then return yield(r[1]) end
+        return unpack(r, 1, r.n)
+    end
+end
+return H
+"""

@@ -1,0 +1,175 @@
+-- `funcs` and `ctx`: calling function.lua entries with Wippy's conventions.
+--   funcs.call(id, ...) -> result, err      (runs in the caller's task: inherits its context)
+--   funcs.async(id, ...) -> Future, err     (a task of its own; Future:response()/:channel()/:result()/...)
+--   funcs.new() -> Executor  :with_context(t) :with_actor(a) :with_scope(s) :with_options(t) :call :async
+--   ctx.get(key) -> value, err(NOT_FOUND); ctx.all() -> table
+-- A callee that raises gives the caller (nil, error object with the Lua traceback); a callee's
+-- own `return nil, err` passes through. Arguments and results are copied, as between processes.
+
+local S, errors, channel, payload, resolve, readonly, timer_channel = ...
+local pack, unpack, type, pairs, setmetatable, getmetatable, tostring, xpcall, select =
+    table.pack, table.unpack, type, pairs, setmetatable, getmetatable, tostring, xpcall, select
+local traceback = debug.traceback
+local current = S.current
+
+local function copy(v, depth)
+    if type(v) ~= "table" or getmetatable(v) ~= nil then return v end
+    depth = depth or 0
+    if depth > 100 then error("value nested more than 100 levels deep", 0) end
+    local out = {}
+    for k, x in pairs(v) do out[k] = copy(x, depth + 1) end
+    return out
+end
+
+local function copy_all(...)
+    local n = select("#", ...)
+    if n == 0 then return 0 end
+    local args = pack(...)
+    for i = 1, n do args[i] = copy(args[i]) end
+    return n, args
+end
+
+local function as_error(e, tb)
+    if errors._is(e) then return e end
+    return errors._make("UNKNOWN", tostring(e), nil, nil, tb)
+end
+
+local function on_error(e)
+    return as_error(e, traceback(tostring(e), 2))
+end
+
+local function check_id(id)
+    if type(id) ~= "string" or id == "" or not id:find(":", 1, true) then
+        return errors._make("INVALID", "function id must be 'namespace:name', got " .. tostring(id))
+    end
+    return nil
+end
+
+local function merged(base, extra)
+    if extra == nil then return base end
+    local out = {}
+    if base then for k, v in pairs(base) do out[k] = v end end
+    for k, v in pairs(extra) do out[k] = v end
+    return out
+end
+
+-- Run fn in the current task with the executor's context, restoring the caller's afterwards.
+local function call_with(opts, id, ...)
+    local bad = check_id(id)
+    if bad then return nil, bad end
+    local fn, err = resolve(id)
+    if fn == nil then return nil, err end
+    local task = current()
+    local saved_ctx, saved_actor, saved_scope
+    if task and opts then
+        saved_ctx, saved_actor, saved_scope = task.ctx, task.actor, task.scope
+        task.ctx = merged(task.ctx, opts.context)
+        if opts.actor ~= nil then task.actor = opts.actor end
+        if opts.scope ~= nil then task.scope = opts.scope end
+    end
+    local n, args = copy_all(...)
+    local r
+    if n == 0 then r = pack(xpcall(fn, on_error)) else r = pack(xpcall(fn, on_error, unpack(args, 1, n))) end
+    if task and opts then task.ctx, task.actor, task.scope = saved_ctx, saved_actor, saved_scope end
+    if not r[1] then return nil, r[2] end
+    return copy(r[2]), r[3]
+end
+
+local Future = {}
+Future.__index = Future
+Future.__name = "future"
+
+function Future:response() return self._ch end
+function Future:channel() return self._ch end
+function Future:is_complete() return self._done end
+function Future:is_canceled() return self._canceled end
+function Future:result()
+    if not self._done then return nil, nil end
+    if self._err ~= nil then return nil, self._err end
+    return self._payload, nil
+end
+function Future:error()
+    if self._err ~= nil then return self._err, true end
+    return nil, false
+end
+function Future:cancel()
+    if self._done then return false end
+    self._done, self._canceled = true, true
+    self._err = errors._make("CANCELED", "call canceled")
+    if self._co then S.kill(self._co) end
+    self._ch:close()
+    return true
+end
+
+local function async_with(opts, id, ...)
+    local bad = check_id(id)
+    if bad then return nil, bad end
+    local fn, err = resolve(id)
+    if fn == nil then return nil, err end
+    local fut = setmetatable({ _ch = channel.new(1), _done = false, _canceled = false }, Future)
+    local parent = current()
+    local n, args = copy_all(...)
+    local function done(ok, value, e)
+        if fut._done then return end
+        fut._done = true
+        if not ok then
+            fut._err = as_error(value, e)
+        elseif e ~= nil then
+            fut._err = e
+        else
+            fut._payload = payload.new(copy(value))
+            fut._ch:post(fut._payload)
+        end
+        fut._ch:close()
+    end
+    local co, task = S.spawn(function(...) return fn(...) end, done, nil, unpack(args or {}, 1, n))
+    task.ctx = merged(parent and parent.ctx, opts and opts.context)
+    task.actor = (opts and opts.actor) or (parent and parent.actor)
+    task.scope = (opts and opts.scope) or (parent and parent.scope)
+    fut._co = co
+    return fut, nil
+end
+
+local Executor = {}
+Executor.__index = Executor
+Executor.__name = "executor"
+
+local function executor(opts) return setmetatable({ _opts = opts }, Executor) end
+local function with(self, key, value)
+    local o = {}
+    for k, v in pairs(self._opts) do o[k] = v end
+    o[key] = value
+    return executor(o)
+end
+function Executor:with_context(t)
+    if type(t) ~= "table" then error("with_context: expected a table", 2) end
+    return with(self, "context", merged(self._opts.context, t))
+end
+function Executor:with_actor(a) return with(self, "actor", a) end
+function Executor:with_scope(s) return with(self, "scope", s) end
+function Executor:with_options(o) return with(self, "options", merged(self._opts.options, o)) end
+function Executor:call(id, ...) return call_with(self._opts, id, ...) end
+function Executor:async(id, ...) return async_with(self._opts, id, ...) end
+
+local funcs = {
+    call = function(id, ...) return call_with(nil, id, ...) end,
+    async = function(id, ...) return async_with(nil, id, ...) end,
+    new = function() return executor({}) end,
+}
+
+local ctx = {
+    get = function(key)
+        local task = current()
+        local c = task and task.ctx
+        if c == nil or c[key] == nil then
+            return nil, errors._make("NOT_FOUND", "context value " .. tostring(key) .. " is not set")
+        end
+        return c[key], nil
+    end,
+    all = function()
+        local task = current()
+        return copy((task and task.ctx) or {})
+    end,
+}
+
+return { funcs = funcs, ctx = ctx, copy = copy }

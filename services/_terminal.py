@@ -1,0 +1,103 @@
+"""The terminal host: runs one process.lua entry with stdin/stdout/stderr (`wippy run -x`).
+
+The process gets a PID on the app's terminal.host, the `io` module bound to the real streams and
+its command-line arguments. Its result is the exit code: an integer return is the code, nothing
+is 0, an error (raised or returned as the second value) is printed with its Lua location and
+gives 1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from wippy.core import ConfigError, Entry, NotFoundError
+from wippy.lua_stdlib import HostContext, LuaCodeError, LuaHost, LuaSettings, Stdio
+
+_pids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    short: str
+    entry: str
+
+
+def commands(entries: Mapping[str, Entry]) -> list[Command]:
+    """Process entries that declare ``meta.command`` (what ``wippy run <command>`` runs)."""
+    out = []
+    for e in entries.values():
+        cmd = e.meta.get("command")
+        if e.kind == "process.lua" and isinstance(cmd, dict) and isinstance(cmd.get("name"), str):
+            out.append(Command(cmd["name"], str(cmd.get("short") or ""), e.id))
+    return sorted(out, key=lambda c: c.name)
+
+
+def find_command(entries: Mapping[str, Entry], name: str) -> Command:
+    for c in commands(entries):
+        if c.name == name:
+            return c
+    known = ", ".join(c.name for c in commands(entries)) or "none"
+    raise NotFoundError(f"no command {name!r} in this app (commands: {known}; see `wippy run list`)")
+
+
+def terminal_host(entries: Mapping[str, Entry]) -> Entry:
+    hosts = sorted((e for e in entries.values() if e.kind == "terminal.host"), key=lambda e: e.id)
+    if not hosts:
+        raise ConfigError("this app has no terminal.host entry; `wippy run -x` runs processes on one")
+    return hosts[0]
+
+
+async def run_terminal_process(
+    registry: Any,
+    node: str,
+    entry_id: str,
+    args: Sequence[str],
+    *,
+    settings: LuaSettings | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run a process.lua entry to completion on the terminal host; returns the exit code."""
+    err_stream = stderr or sys.stderr
+    entries = registry.current()
+    entry = entries.get(entry_id)
+    if entry is None:
+        raise NotFoundError(f"entry {entry_id} does not exist")
+    if entry.kind != "process.lua":
+        raise ConfigError(f"{entry_id} is a {entry.kind}; `wippy run -x` runs process.lua entries")
+    host_entry = terminal_host(entries)
+    pid = f"{{{node}@{host_entry.id}|0x{next(_pids):05x}}}"
+    stdio = Stdio(stdin or sys.stdin, stdout or sys.stdout, err_stream)
+    host = LuaHost(HostContext(registry=registry, node=node, pid=pid, settings=settings or LuaSettings(),
+                               stdio=stdio, args=tuple(args)))
+    try:
+        try:
+            fn = host.callable(entry)
+        except LuaCodeError as exc:
+            err_stream.write(f"error: {exc}\n")
+            return 1
+        ok, results = await host.vm.run(fn, *args)
+        if not ok:
+            message = str(results[0]) if results else "unknown error"
+            trace = str(results[1]) if len(results) > 1 and results[1] else ""
+            err_stream.write(f"error: {entry_id}: {message}\n")
+            if trace:
+                err_stream.write(trace.rstrip() + "\n")
+            return 1
+        value = results[0] if results else None
+        failure = results[1] if len(results) > 1 else None
+        if failure is not None:
+            err_stream.write(f"error: {entry_id}: {failure}\n")
+            return 1
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value & 0xFF
+        return 0
+    finally:
+        stdio.stdout.flush()
+        await host.aclose()
