@@ -15,14 +15,17 @@ What the output keeps and changes:
 - ``x!`` (non-nil assertion) is erased, as in Wippy, where it only informs the type checker and
   emits no runtime check.
 - ``type Name<T> = <type>`` (and ``export type``) becomes
-  ``local Name = __ws:define("Name", <constructor calls>);`` where ``__ws`` is the chunk's type
-  scope. References to types declared anywhere in the chunk go through the scope lazily, so
-  forward and recursive references work; generic parameters are ``any`` at run time; ``typeof(x)``
-  is ``any``; other names (``time.Time``, a global) are looked up when a value is validated and
+  ``Name = __ws:define("Name", <constructor calls>);`` where ``__ws`` is the chunk's type scope.
+  Top-level names are declared ``local`` on line 1 (types are hoisted, so a function defined
+  above a declaration sees it); a declaration inside a block or function stays a ``local`` there.
+  References to types declared anywhere in the chunk go through the scope lazily, so forward and
+  recursive references work; generic parameters are ``any`` at run time; ``typeof(x)`` is
+  ``any``; other names (``time.Time``, a global) are looked up when a value is validated and
   count as ``any`` when they do not hold a type value.
-- A chunk with declarations starts with ``local __wt, __ws = __wippy_types, __wippy_types.scope();``
-  on line 1; ``Translated.uses_types`` tells the host to put the library (``types.lua``) in the
-  chunk's environment under :data:`TYPES_GLOBAL`.
+- A chunk with declarations starts with
+  ``local __wt, __ws = __wippy_types, __wippy_types.scope(); local Name, ...;`` on line 1;
+  ``Translated.uses_types`` tells the host to put the library (``types.lua``) in the chunk's
+  environment under :data:`TYPES_GLOBAL`.
 
 Translations are cached by the SHA-256 of the source (a small LRU).
 """
@@ -100,11 +103,12 @@ def _translate(source: str) -> Translated:
     check_syntax(_apply(source, masked), source)
     for d in found.decls:
         value = emit(d.type, names, d.params)
-        code = f'local {d.name} = {SCOPE}:define("{d.name}", {value});'
+        code = f'{"" if d.top_level else "local "}{d.name} = {SCOPE}:define("{d.name}", {value});'
         output.append((d.start, d.end, code + "".join(_BREAK.findall(source, d.start, d.end))))
     code = _apply(source, output)
     if found.decls:
-        code = _PREFIX + code
+        hoisted = list(dict.fromkeys(d.name for d in found.decls if d.top_level))
+        code = _PREFIX + (f"local {', '.join(hoisted)}; " if hoisted else "") + code
     return Translated(code, bool(found.decls))
 
 

@@ -23,8 +23,7 @@ OP = "op"
 EOF = "eof"
 
 KEYWORDS = frozenset(
-    "and break do else elseif end false for function goto if in local nil not or repeat return then true "
-    "until while".split()
+    ["and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"]
 )
 
 
@@ -35,7 +34,7 @@ class Token(NamedTuple):
     end: int  # offset just past the last character
 
 
-class DialectSyntax(Exception):  # noqa: N818 - internal signal, turned into DialectError by the API
+class DialectSyntax(Exception):
     """A syntax problem at a source offset; the public layer turns it into a DialectError."""
 
     def __init__(self, pos: int, reason: str) -> None:
@@ -83,7 +82,7 @@ def tokenize(source: str) -> list[Token]:
         elif kind == "str" or kind == "lstr":
             append(Token(STRING, text, start, end))
         elif kind == "num":
-            if end < len(source) and _NUMBER_TAIL.match(source, end) or text.lower() == "0x":
+            if (end < len(source) and _NUMBER_TAIL.match(source, end)) or text.lower() == "0x":
                 raise DialectSyntax(start, f"malformed number near '{source[start:end + 1]}'")
             append(Token(NUMBER, text, start, end))
         elif kind == "badlcomment":

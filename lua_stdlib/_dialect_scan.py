@@ -24,7 +24,7 @@ _EXPR_END_WORDS = frozenset({")", "]", "}", "nil", "true", "false", "...", "end"
 _STATEMENT_AFTER = _EXPR_END_WORDS | {"do", "then", "else", "repeat", ";", "break", "::"}
 # tokens after which an expression, not a statement, must follow
 _EXPR_BEFORE = frozenset(
-    "= ( [ { , return and or not in + - * / // % ^ .. == ~= < <= > >= & | ~ << >> #".split()
+    ["=", "(", "[", "{", ",", "return", "and", "or", "not", "in", "+", "-", "*", "/", "//", "%", "^", "..", "==", "~=", "<", "<=", ">", ">=", "&", "|", "~", "<<", ">>", "#"]
 )
 _COMPOUND = frozenset({"+", "-", "*", "/", "%", "^", "..", "//"})
 
@@ -42,6 +42,7 @@ class Decl:
     name: str
     params: frozenset[str]
     type: TypeNode
+    top_level: bool  # outside every block and function: hoisted to the chunk's first line
 
 
 @dataclass(slots=True)
@@ -52,7 +53,7 @@ class Scan:
 
 
 class Scanner:
-    __slots__ = ("after_annotation", "cur", "out", "prev_end", "toks", "types")
+    __slots__ = ("after_annotation", "cur", "depth", "out", "pending_do", "prev_end", "toks", "types")
 
     def __init__(self, toks: list[Token]) -> None:
         self.toks = toks
@@ -63,6 +64,9 @@ class Scanner:
         self.prev_end = False
         # token index just past the last erased annotation (a statement may start there)
         self.after_annotation = -1
+        # block nesting, to tell top-level declarations; while/for blocks own their next 'do'
+        self.depth = 0
+        self.pending_do = 0
 
     def run(self) -> Scan:
         cur = self.cur
@@ -73,11 +77,27 @@ class Scanner:
             if handler is None or not handler(self, tok):
                 if tok.kind == NAME and tok.text in _RENAMES:
                     self._rename(tok)
+                elif tok.kind == KEYWORD:
+                    self._block(tok.text)
                 cur.i += 1
                 self.prev_end = _ends_expr(tok)
         return self.out
 
     # -- helpers -----------------------------------------------------------------------------
+    def _block(self, word: str) -> None:
+        if word in ("if", "repeat"):
+            self.depth += 1
+        elif word == "while":
+            self.depth += 1
+            self.pending_do += 1
+        elif word == "do":
+            if self.pending_do:
+                self.pending_do -= 1
+            else:
+                self.depth += 1
+        elif word in ("end", "until"):
+            self.depth -= 1
+
     def _rename(self, tok: Token) -> None:
         self.out.mask.append((tok.start, tok.end, _RENAMES[tok.text]))
 
@@ -135,6 +155,7 @@ class Scanner:
     def _for(self, _tok: Token) -> bool:
         cur = self.cur
         cur.i += 1
+        self._block("while")
         while self._name():
             self._optional_annotation()
             if not cur.accept(","):
@@ -145,6 +166,7 @@ class Scanner:
     def _function(self, _tok: Token) -> bool:
         cur = self.cur
         cur.i += 1
+        self.depth += 1
         if self._name():
             while cur.peek().text in (".", ":") and cur.peek().kind == OP and cur.peek(1).kind == NAME:
                 cur.i += 1
@@ -203,7 +225,8 @@ class Scanner:
         params = frozenset(self.types.generic_params()) if cur.at("<") else frozenset()
         cur.expect("=")
         node = self.types.type()
-        self.out.decls.append(Decl(tok.start, self.toks[cur.i - 1].end, name.text, params, node))
+        end = self.toks[cur.i - 1].end
+        self.out.decls.append(Decl(tok.start, end, name.text, params, node, self.depth == 0))
         self.prev_end = True
         return True
 

@@ -22,7 +22,7 @@ from ._dialect_lex import EOF, KEYWORD, NAME, NUMBER, OP, STRING, DialectSyntax,
 
 #: names that are primitive types (``nil`` and ``function`` are keywords, handled apart)
 BUILTINS = frozenset(
-    "string number integer boolean any unknown never table thread userdata buffer".split()
+    ["string", "number", "integer", "boolean", "any", "unknown", "never", "table", "thread", "userdata", "buffer"]
 )
 #: validator name -> the shape of its arguments
 VALIDATORS = {

@@ -16,8 +16,8 @@ callback calls ``settle()`` first (a no-op Lua call).
 
 Isolation: Lua sees Python objects only as opaque handles (every attribute access is refused),
 the ``python`` global is removed, and each entry runs in its own environment (``lua/sandbox.lua``).
-Memory is bounded per VM (``max_memory``); runaway code is stopped by an instruction budget per
-resume slice and per task (see ``LuaSettings``).
+Memory is bounded per VM (``max_memory``); runaway code is stopped by the watchdog after
+``max_slice_seconds`` without yielding, and a task can be given a CPU budget (``LuaSettings``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from importlib import resources
@@ -33,6 +35,8 @@ from typing import Any
 import lupa.lua54 as lua  # type: ignore[import-untyped]
 
 from wippy.core import WippyError
+
+from ._watchdog import Watchdog, lua_hook_dispatcher
 
 log = logging.getLogger("wippy.lua")
 
@@ -43,13 +47,14 @@ LuaTable = Any  # lupa's _LuaTable; untyped
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LuaSettings:
-    """Limits for Lua code. Instruction budgets: 0 means unlimited."""
+    """Limits for Lua code; 0 means unlimited."""
 
+    #: Bytes of memory one VM (one process and the functions it calls) may use.
     max_memory: int = 256 * 1024 * 1024
-    #: Instructions a task may run without yielding before it is stopped (a runaway loop).
-    max_slice_instructions: int = 500_000_000
-    #: Instructions a task may run in all.
-    max_task_instructions: int = 0
+    #: Seconds Lua code may run without yielding before it is stopped (a runaway loop).
+    max_slice_seconds: float = 10.0
+    #: CPU seconds one task may use in all (checked when it yields).
+    max_task_seconds: float = 0.0
 
 
 def _refuse_attributes(obj: object, name: object, is_setting: bool) -> object:
@@ -90,10 +95,18 @@ class LuaVM:
         )
         g = self.rt.globals()
         g.python = None
-        self.S = self.rt.execute(_source("scheduler.lua"))
+        # the runaway watchdog's view of this VM (see _watchdog)
+        self.run_started: float | None = None
+        self.slice_limit = self.settings.max_slice_seconds
+        self.threads: set[int] = set()
+        self.threads_lock = threading.Lock()
+        lua_hook_dispatcher(self.rt)
+        self.S = self.rt.execute(_source("scheduler.lua"), self._register_thread, self._unregister_thread)
         self.S.is_pending = lambda v: isinstance(v, Pending)
-        self.S.slice_limit = self.settings.max_slice_instructions
-        self.S.total_limit = self.settings.max_task_instructions
+        self.S.slice_limit = self.settings.max_slice_seconds
+        self.S.total_limit = self.settings.max_task_seconds
+        if self.slice_limit > 0:
+            Watchdog.get().watch(self)
         self.channel = self.rt.execute(_source("channel.lua"), self.S)
         self.errors = self.rt.execute(_source("errors.lua"), g.debug.getinfo)
         self._helpers = self.rt.execute(_HELPERS, self.S, self.errors)
@@ -111,6 +124,14 @@ class LuaVM:
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+
+    def _register_thread(self, ptr: str) -> None:
+        with self.threads_lock:
+            self.threads.add(int(ptr, 16))
+
+    def _unregister_thread(self, ptr: str) -> None:
+        with self.threads_lock:
+            self.threads.discard(int(ptr, 16))
 
     # -- values ------------------------------------------------------------------------------
     def to_lua(self, value: Any) -> Any:
@@ -182,11 +203,16 @@ class LuaVM:
         self._pump_scheduled = False
         if self._closed:
             return
+        self.run_started = time.monotonic()
         try:
-            requests = self._run()
+            requests, more = self._run()
         except LuaMemoryError:
             log.error("%s: Lua memory limit (%d bytes) reached", self.label, self.settings.max_memory)
             raise
+        finally:
+            self.run_started = None
+        if more:
+            self.schedule_pump()
         if requests is None:
             return
         for i in range(1, len(requests) + 1):

@@ -1,14 +1,21 @@
 -- The per-VM scheduler: every task is a coroutine; channel operations switch between tasks inside
 -- Lua (no Python round trip); anything that waits on the outside world (timers, I/O, the log)
 -- yields a request that `run` hands back to the Python host, which resumes the task later with
--- `wake`. Runaway code is stopped by an instruction-count hook on every coroutine.
+-- `wake`. `run` returns after a bounded batch of resumes, so the event loop stays responsive.
 --
--- Loaded once per VM with the raw (unsandboxed) globals; it returns the scheduler table `S`.
+-- Runaway code costs nothing until it happens: every task thread has a (disarmed) Lua hook; the
+-- host's watchdog arms it from another OS thread when one `run` has gone on longer than the slice
+-- limit (lua_sethook is safe to call asynchronously), and the hook stops the task that is running.
+--
+-- Loaded once per VM with the raw (unsandboxed) globals and the host's thread registry
+-- (register(ptr), unregister(ptr)); returns the scheduler table `S`.
 
-local raw_create, raw_resume, raw_yield, raw_status, raw_running, raw_close =
-    coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running, coroutine.close
-local sethook, traceback = debug.sethook, debug.traceback
-local pack, unpack, select, error, type, setmetatable = table.pack, table.unpack, select, error, type, setmetatable
+local host_register, host_unregister = ...
+local raw_create, raw_resume, raw_yield, raw_status, raw_close =
+    coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close
+local sethook, traceback, clock = debug.sethook, debug.traceback, os.clock
+local pack, unpack, error, type, setmetatable, getmetatable, tostring, pairs =
+    table.pack, table.unpack, error, type, setmetatable, getmetatable, tostring, pairs
 
 local S = {}
 
@@ -17,13 +24,13 @@ local S = {}
 local BLOCK = setmetatable({}, { __name = "wippy.block", __tostring = function() return "wippy.block" end })
 S.BLOCK = BLOCK
 
---- A request to the host: {kind = "...", ...}. Marked by this metatable so nested coroutines can
---- tell scheduler yields from their own.
+--- A request to the host: {kind = "...", ...}.
 local REQUEST = { __name = "wippy.request" }
 S.REQUEST = REQUEST
 
 local function is_sched(v)
-    return v == BLOCK or (type(v) == "table" and getmetatable(v) == REQUEST) or (type(v) == "userdata" and S.is_pending(v))
+    return v == BLOCK or (type(v) == "table" and getmetatable(v) == REQUEST)
+        or (type(v) == "userdata" and S.is_pending(v))
 end
 S.is_sched = is_sched
 
@@ -32,55 +39,65 @@ function S.request(req)
     return raw_yield(req)
 end
 
--- ready queue: a ring of {co, args-pack}
-local ready_head, ready_tail = 1, 0
-local ready = {}
+-- ready queue: parallel rings of coroutines and their resume values (nil = none)
+local rq_co, rq_args = {}, {}
+local rq_head, rq_tail = 1, 0
 
-local tasks = setmetatable({}, { __mode = "k" }) -- co -> task
+local tasks = {} -- co -> task (strong: a task lives until it ends or is killed)
 S.tasks = tasks
-
--- budgets -----------------------------------------------------------------------------------
-local HOOK_EVERY = 10000
-S.slice_limit = 0      -- instructions per resume slice (0 = unlimited)
-S.total_limit = 0      -- instructions per task (0 = unlimited)
-
 local current_task = nil
+S.batch = 2000        -- resumes per `run` before returning to the host
+S.slice_limit = 0     -- seconds a `run` may take before the watchdog stops the running task
+S.total_limit = 0     -- CPU seconds a task may use in all (0 = unlimited)
+local run_started = 0
 
-local function hook()
-    local t = current_task
-    if t == nil then return end
-    t.slice = t.slice + HOOK_EVERY
-    t.total = t.total + HOOK_EVERY
-    if S.slice_limit > 0 and t.slice > S.slice_limit then
-        t.slice = 0
-        error("runaway code stopped: more than " .. S.slice_limit ..
-              " instructions without yielding (lua.max_slice_instructions)", 2)
+-- threads and the runaway hook ------------------------------------------------------------
+local function runaway_hook()
+    -- armed by the watchdog; a stale arming (from an earlier, long `run`) is disarmed here
+    if S.slice_limit > 0 and clock() - run_started >= S.slice_limit * 0.9 then
+        error("runaway code stopped: ran more than " .. S.slice_limit ..
+              " s without yielding (lua.max_slice_seconds)", 2)
     end
-    if S.total_limit > 0 and t.total > S.total_limit then
-        error("runaway code stopped: more than " .. S.total_limit ..
-              " instructions in this task (lua.max_task_instructions)", 2)
+    sethook(coroutine.running(), runaway_hook, "", 0)
+end
+
+local function register_thread(co, task)
+    sethook(co, runaway_hook, "", 0) -- registered, not armed: no cost
+    local ptr = tostring(co):match("0x%x+")
+    task.threads[co] = ptr
+    host_register(ptr)
+end
+
+local function release_thread(co, task)
+    local ptr = task.threads[co]
+    if ptr ~= nil then
+        host_unregister(ptr)
+        task.threads[co] = nil
     end
 end
 
-function S.watch(co)
-    if S.slice_limit > 0 or S.total_limit > 0 then
-        sethook(co, hook, "", HOOK_EVERY)
+local function release_threads(task)
+    for co, ptr in pairs(task.threads) do
+        host_unregister(ptr) -- first: the watchdog must never arm a freed thread
+        task.threads[co] = nil
     end
 end
 
 --- Create a task running fn(...). `done(ok, ...)` is called with the results when it ends.
 function S.spawn(fn, done, parent, ...)
     local co = raw_create(fn)
-    local task = { co = co, done = done, slice = 0, total = 0, parent = parent, children = nil,
+    local task = { co = co, done = done, parent = parent, children = nil, threads = {}, cpu = 0,
                    ctx = parent and parent.ctx or nil }
     tasks[co] = task
     if parent ~= nil then
         parent.children = parent.children or {}
         parent.children[co] = true
     end
-    S.watch(co)
-    ready_tail = ready_tail + 1
-    ready[ready_tail] = { co, pack(...) }
+    register_thread(co, task)
+    rq_tail = rq_tail + 1
+    rq_co[rq_tail] = co
+    local n = select("#", ...)
+    if n > 0 then rq_args[rq_tail] = pack(...) end
     return co, task
 end
 
@@ -100,49 +117,73 @@ end
 
 --- Make a blocked task runnable with these values (what its pending yield returns).
 function S.wake(co, ...)
-    ready_tail = ready_tail + 1
-    ready[ready_tail] = { co, pack(...) }
+    rq_tail = rq_tail + 1
+    rq_co[rq_tail] = co
+    local n = select("#", ...)
+    if n == 1 then
+        rq_args[rq_tail] = { (...), n = 1 }
+    elseif n > 0 then
+        rq_args[rq_tail] = pack(...)
+    end
+end
+
+local function finish(co, task)
+    tasks[co] = nil
+    release_threads(task)
+    if task.parent and task.parent.children then task.parent.children[co] = nil end
+    if task.children then
+        for child in pairs(task.children) do S.kill(child) end
+    end
 end
 
 --- Kill a task and its children (their coroutines are closed; `done` is not called).
 function S.kill(co)
     local task = tasks[co]
     if task == nil then return end
-    tasks[co] = nil
     task.dead = true
-    if task.children then
-        for child in pairs(task.children) do S.kill(child) end
-    end
+    finish(co, task)
     if raw_status(co) == "suspended" then raw_close(co) end
 end
 
---- Run ready tasks until none is ready. Returns the list of {co, request} for the host.
+local function resume(co, args)
+    if args == nil then return pack(raw_resume(co)) end
+    return pack(raw_resume(co, unpack(args, 1, args.n)))
+end
+
+--- Run ready tasks (a bounded batch). Returns the list of {co, request} for the host, and
+--- whether tasks are still ready (the host runs again soon).
 function S.run()
     local requests = nil
-    while ready_head <= ready_tail do
-        local item = ready[ready_head]
-        ready[ready_head] = nil
-        ready_head = ready_head + 1
-        local co, args = item[1], item[2]
+    local budget = S.batch
+    run_started = clock()
+    while rq_head <= rq_tail and budget > 0 do
+        budget = budget - 1
+        local co, args = rq_co[rq_head], rq_args[rq_head]
+        rq_co[rq_head], rq_args[rq_head] = nil, nil
+        rq_head = rq_head + 1
         local task = tasks[co]
-        if task ~= nil and not task.dead and raw_status(co) == "suspended" then
-            task.slice = 0
-            local prev = current_task
+        if task ~= nil and raw_status(co) == "suspended" then
             current_task = task
-            local r = pack(raw_resume(co, unpack(args, 1, args.n)))
-            current_task = prev
+            local t0 = S.total_limit > 0 and clock() or 0
+            local r = resume(co, args)
+            current_task = nil
+            if t0 > 0 then
+                task.cpu = task.cpu + (clock() - t0)
+            end
             if raw_status(co) == "dead" then
-                tasks[co] = nil
-                if task.parent and task.parent.children then task.parent.children[co] = nil end
-                if task.children then
-                    for child in pairs(task.children) do S.kill(child) end
-                end
+                finish(co, task)
                 if task.done then
                     if r[1] then
                         task.done(true, unpack(r, 2, r.n))
                     else
                         task.done(false, r[2], traceback(co, nil, 0))
                     end
+                end
+            elseif S.total_limit > 0 and task.cpu > S.total_limit then
+                S.kill(co)
+                if task.done then
+                    task.done(false, "runaway code stopped: used more than " .. S.total_limit ..
+                        " s of CPU (lua.max_task_seconds)", "")
                 end
             else
                 local y = r[2]
@@ -153,12 +194,9 @@ function S.run()
             end
         end
     end
-    ready_head, ready_tail = 1, 0
-    return requests
-end
-
-function S.pending_count()
-    return ready_tail - ready_head + 1
+    local more = rq_head <= rq_tail
+    if not more then rq_head, rq_tail = 1, 0 end
+    return requests, more
 end
 
 -- coroutines for user code ------------------------------------------------------------------
@@ -170,6 +208,7 @@ local function pass_through(co, r)
         local back = pack(raw_yield(r[2]))
         r = pack(raw_resume(co, unpack(back, 1, back.n)))
     end
+    if raw_status(co) == "dead" and current_task ~= nil then release_thread(co, current_task) end
     return r
 end
 
@@ -177,7 +216,8 @@ local user = {}
 for k, v in pairs(coroutine) do user[k] = v end
 user.create = function(fn)
     local co = raw_create(fn)
-    S.watch(co)
+    local task = current_task
+    if task ~= nil then register_thread(co, task) end
     return co
 end
 user.resume = function(co, ...)
@@ -193,7 +233,7 @@ user.wrap = function(fn)
     end
 end
 user.spawn = function(fn, ...)
-    local parent = S.current()
+    local parent = current_task
     if parent == nil then error("coroutine.spawn: not inside a task", 2) end
     S.spawn(fn, nil, parent, ...)
     return true

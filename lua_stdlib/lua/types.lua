@@ -85,7 +85,7 @@ local function message(t, err, path)
         err = "field " .. path .. ": " .. err
     end
     local name = rawget(t, "_name")
-    if name then err = name .. ": " .. err end
+    if name and not rawget(t, "_builtin") then err = name .. ": " .. err end
     return err
 end
 
@@ -169,7 +169,11 @@ end
 
 TypeMT.__call = function(self, v)
     local cast = rawget(self, "cast")
-    if cast then return cast(v) end
+    if cast then
+        local r, cerr = cast(v)
+        if cerr ~= nil then error(cerr, 2) end
+        return r
+    end
     local err, path = self.chk(self, v, 0)
     if err ~= nil then error(message(self, err, path), 2) end
     return v
@@ -198,14 +202,15 @@ local function callable(v)
     return type(mt) == "table" and rawget(mt, "__call") ~= nil
 end
 
-local function fail_cast(v, what)
-    error("cannot convert " .. show_value(v) .. " to " .. what, 3)
+-- Casts return the converted value, or nil and the reason.
+local function cannot(v, what)
+    return nil, "cannot convert " .. show_value(v) .. " to " .. what
 end
 
 local function to_number(v)
     if type(v) == "number" then return v end
     local n = type(v) == "string" and tonumber(v) or nil
-    if n == nil then fail_cast(v, "number") end
+    if n == nil then return cannot(v, "number") end
     return n
 end
 
@@ -213,7 +218,7 @@ local function to_integer(v)
     local n = v
     if type(n) == "string" then n = tonumber(n) end
     local i = type(n) == "number" and math_tointeger(n) or nil
-    if i == nil then fail_cast(v, "integer") end
+    if i == nil then return cannot(v, "integer") end
     return i
 end
 
@@ -222,7 +227,7 @@ local function to_boolean(v)
     if v == "true" then return true end
     if v == "false" then return false end
     if type(v) == "number" then return v ~= 0 end
-    fail_cast(v, "boolean")
+    return cannot(v, "boolean")
 end
 
 M.string = prim("string", function(v) return type(v) == "string" end, function(v) return tostring(v) end)
@@ -301,7 +306,7 @@ function M.union(parts)
     return new({
         _kind = "union", parts = parts,
         describe = function(_, d) return join(parts, " | ", d) end,
-        chk = function(self, v, d)
+        chk = function(_, v, d)
             for i = 1, #parts do
                 local p = parts[i]
                 if p.chk(p, v, d) == nil then return nil end
@@ -310,7 +315,7 @@ function M.union(parts)
                 local p = closest(parts, v)
                 if p then return p.chk(p, v, d) end
             end
-            return "expected " .. describe(self) .. ", got " .. show_value(v)
+            return "expected " .. join(parts, " | ", 1) .. ", got " .. show_value(v)
         end,
     })
 end
@@ -433,11 +438,14 @@ local function ref_step(t)
     return t.scope.types[t.ref]
 end
 
+-- Library tables that double as types once installed (`string`, `table`).
+local library_types = setmetatable({}, {__mode = "k"})
+
 -- A name from elsewhere (`time.Time`, a global): a type value if it holds one, else `any`.
 local function ext_step(t)
     local ok, v = pcall(t.get)
     if ok and is_type(v) then return v end
-    return M.any
+    return ok and library_types[v] or M.any
 end
 
 local function delegate(t, v, d)
@@ -637,6 +645,7 @@ function M.install(env)
     env.typeof = M.typeof
     local s = env.string
     if type(s) == "table" then
+        library_types[s] = M.string
         setmetatable(s, {
             __call = function(_, v) return tostring(v) end,
             __index = STRING_METHODS,
@@ -644,6 +653,7 @@ function M.install(env)
     end
     local tbl = env.table
     if type(tbl) == "table" then
+        library_types[tbl] = M.table
         tbl.create, tbl.freeze, tbl.isfrozen = M.create, M.freeze, M.isfrozen
         setmetatable(tbl, {__index = TABLE_METHODS})
     end

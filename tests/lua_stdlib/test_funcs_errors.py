@@ -7,7 +7,9 @@ from .helpers import fn, run_entry
 DOUBLE = fn("app:double", "return { call = function(n) return n * 2 end }")
 FAILS = fn("app:fails", "return { call = function() error('boom') end }")
 RETURNS_ERR = fn("app:returns_err", """
-    return { call = function() return nil, errors.new({message = "nope", kind = errors.NOT_FOUND, retryable = false}) end }
+    return { call = function()
+        return nil, errors.new({message = "nope", kind = errors.NOT_FOUND, retryable = false})
+    end }
 """)
 CTX = fn("app:ctx", """
     local ctx = require("ctx")

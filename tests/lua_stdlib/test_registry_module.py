@@ -118,8 +118,9 @@ async def test_old_snapshots_history_and_apply_version(registry: RegistryService
 
 async def test_build_delta(registry: RegistryService) -> None:
     ok, res = await run(registry, """
-        local a = {{id = "app:x", kind = "k", meta = {}, data = {v = 1}}, {id = "app:y", kind = "k", meta = {}, data = {}}}
-        local b = {{id = "app:x", kind = "k", meta = {}, data = {v = 2}}, {id = "app:z", kind = "k", meta = {}, data = {}}}
+        local function e(id, data) return {id = id, kind = "k", meta = {}, data = data} end
+        local a = {e("app:x", {v = 1}), e("app:y", {})}
+        local b = {e("app:x", {v = 2}), e("app:z", {})}
         local ops = registry.build_delta(a, b)
         local kinds = {}
         for i, op in ipairs(ops) do kinds[i] = op.kind .. " " .. op.entry.id end

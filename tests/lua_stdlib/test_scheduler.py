@@ -136,10 +136,26 @@ async def test_time_sleep_after_timer_ticker() -> None:
 
 async def test_runaway_loop_is_stopped_with_a_clear_error() -> None:
     ok, res = await run("return { call = function() local x = 0 while true do x = x + 1 end end }",
-                        settings=LuaSettings(max_slice_instructions=2_000_000))
+                        settings=LuaSettings(max_slice_seconds=0.3))
     assert not ok
     assert "runaway code stopped" in str(res[0])
-    assert "lua.max_slice_instructions" in str(res[0])
+    assert "lua.max_slice_seconds" in str(res[0])
+
+
+async def test_a_task_cpu_budget_stops_a_busy_task() -> None:
+    ok, res = await run("""
+        local time = require("time")
+        return { call = function()
+            while true do
+                local x = 0
+                for i = 1, 1e6 do x = x + i end
+                time.sleep(0) -- yields nothing (0 is no wait) ...
+                time.sleep(1) -- ... a nanosecond does
+            end
+        end }
+    """, modules=["time"], settings=LuaSettings(max_task_seconds=0.2))
+    assert not ok
+    assert "lua.max_task_seconds" in str(res[0])
 
 
 async def test_memory_is_bounded() -> None:
