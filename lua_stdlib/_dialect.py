@@ -2,14 +2,15 @@
 
 Pipeline: a Lua lexer (``_dialect_lex``) -> a statement scanner that finds annotations, casts,
 ``type`` declarations and the other dialect forms (``_dialect_scan``, with the type parser in
-``_dialect_types``) -> a syntax check of the remaining plain Lua with tree-sitter-luau
-(``_dialect_syntax``) -> the output text.
+``_dialect_types`` and the type tree and its Lua form in ``_dialect_ast``) -> a syntax check of
+the remaining plain Lua with tree-sitter-luau (``_dialect_syntax``) -> the output text. Luau-only
+forms that Lua 5.4 rejects (``+=``, ``continue``, if-expressions, backticks) are DialectErrors.
 
 What the output keeps and changes:
 
 - Every line stays on its line: erased text becomes spaces (columns are kept too), and a
-  ``type`` declaration becomes one ``local Name = ...;`` on its first line followed by as many
-  line breaks as it spanned. Lua errors therefore name the user's file and line.
+  ``type`` declaration becomes one statement on its first line followed by as many line breaks
+  as it spanned. Lua errors therefore name the user's file and line.
 - Annotations on locals, loop variables, parameters and returns, generic parameter lists, casts
   ``x :: T`` / ``x as T`` and validators on locals or parameters are erased.
 - ``x!`` (non-nil assertion) is erased, as in Wippy, where it only informs the type checker and
@@ -40,10 +41,10 @@ from dataclasses import dataclass
 
 from wippy.core import DefinitionError
 
+from ._dialect_ast import LIB, SCOPE, emit
 from ._dialect_lex import DialectSyntax, tokenize
 from ._dialect_scan import scan
 from ._dialect_syntax import check_syntax
-from ._dialect_types import LIB, SCOPE, emit
 
 TYPES_GLOBAL = "__wippy_types"
 _PREFIX = f"local {LIB}, {SCOPE} = {TYPES_GLOBAL}, {TYPES_GLOBAL}.scope(); "

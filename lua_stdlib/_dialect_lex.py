@@ -23,7 +23,10 @@ OP = "op"
 EOF = "eof"
 
 KEYWORDS = frozenset(
-    ["and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"]
+    [
+        "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in",
+        "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
+    ]
 )
 
 
@@ -45,24 +48,35 @@ class DialectSyntax(Exception):
 
 _TOKEN = re.compile(
     r"""
-     (?P<ws>[ \t\r\n\f\v]+)
+    [ \t\r\n\f\v]*
+    (?:
+     (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    |(?P<op>\.\.\.|\.\.|::|->|==|~=|<=|>=|//|[+*/%^\#&~|<>=(){}\];:,?!@]|-(?!-)|\.(?![0-9])|\[(?!=*\[))
+    |(?P<num>0[xX][0-9a-fA-F]*(?:\.[0-9a-fA-F]*)?(?:[pP][+-]?[0-9]+)?
+            |(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
+    |(?P<str>"(?:[^"\\\r\n]|\\z\s*|\\\r\n|\\\n\r|\\[^z])*+"
+            |'(?:[^'\\\r\n]|\\z\s*|\\\r\n|\\\n\r|\\[^z])*+')
     |(?P<lcomment>--\[(?P<ceq>=*)\[.*?\](?P=ceq)\])
     |(?P<badlcomment>--\[=*\[)
     |(?P<comment>--[^\r\n]*)
-    |(?P<name>[A-Za-z_][A-Za-z0-9_]*)
-    |(?P<num>0[xX][0-9a-fA-F]*(?:\.[0-9a-fA-F]*)?(?:[pP][+-]?[0-9]+)?
-            |(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
     |(?P<lstr>\[(?P<seq>=*)\[.*?\](?P=seq)\])
     |(?P<badlstr>\[=*\[)
-    |(?P<str>"(?:[^"\\\r\n]|\\z\s*|\\\r\n|\\\n\r|\\[^z])*+"
-            |'(?:[^'\\\r\n]|\\z\s*|\\\r\n|\\\n\r|\\[^z])*+')
     |(?P<badstr>["'])
-    |(?P<op>\.\.\.|\.\.|::|->|==|~=|<=|>=|//|[-+*/%^\#&~|<>=(){}\[\];:,.?!@])
+    |(?P<end>\Z)
     |(?P<bad>.)
+    )
     """,
     re.VERBOSE | re.DOTALL,
 )
 _NUMBER_TAIL = re.compile(r"[A-Za-z0-9_.]")
+_GROUP = _TOKEN.groupindex
+_NAME, _OP, _NUM, _STR, _LSTR = _GROUP["name"], _GROUP["op"], _GROUP["num"], _GROUP["str"], _GROUP["lstr"]
+_SKIP = frozenset({_GROUP["comment"], _GROUP["lcomment"], _GROUP["end"]})
+_FAILURES = {
+    _GROUP["badlcomment"]: "unfinished long comment",
+    _GROUP["badlstr"]: "unfinished long string",
+    _GROUP["badstr"]: "unfinished string",
+}
 
 
 def tokenize(source: str) -> list[Token]:
@@ -70,28 +84,29 @@ def tokenize(source: str) -> list[Token]:
     out: list[Token] = []
     append = out.append
     for m in _TOKEN.finditer(source):
-        kind = m.lastgroup
-        if kind == "ws" or kind == "comment" or kind == "lcomment":
-            continue
-        text = m.group()
-        start, end = m.span()
-        if kind == "name":
+        group = m.lastindex
+        if group == _NAME:
+            start, end = m.span(group)
+            text = source[start:end]
             append(Token(KEYWORD if text in KEYWORDS else NAME, text, start, end))
-        elif kind == "op":
-            append(Token(OP, text, start, end))
-        elif kind == "str" or kind == "lstr":
-            append(Token(STRING, text, start, end))
-        elif kind == "num":
+        elif group == _OP:
+            start, end = m.span(group)
+            append(Token(OP, source[start:end], start, end))
+        elif group in _SKIP:
+            continue
+        elif group in (_STR, _LSTR):
+            start, end = m.span(group)
+            append(Token(STRING, source[start:end], start, end))
+        elif group == _NUM:
+            start, end = m.span(group)
+            text = source[start:end]
             if (end < len(source) and _NUMBER_TAIL.match(source, end)) or text.lower() == "0x":
                 raise DialectSyntax(start, f"malformed number near '{source[start:end + 1]}'")
             append(Token(NUMBER, text, start, end))
-        elif kind == "badlcomment":
-            raise DialectSyntax(start, "unfinished long comment")
-        elif kind == "badlstr":
-            raise DialectSyntax(start, "unfinished long string")
-        elif kind == "badstr":
-            raise DialectSyntax(start, "unfinished string")
         else:
-            raise DialectSyntax(start, f"unexpected character {text!r}")
+            assert group is not None
+            start = m.start(group)
+            reason = _FAILURES.get(group) or f"unexpected character {source[start]!r}"
+            raise DialectSyntax(start, reason)
     append(Token(EOF, "", len(source), len(source)))
     return out

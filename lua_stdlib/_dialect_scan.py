@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._dialect_ast import TypeNode
 from ._dialect_lex import EOF, KEYWORD, NAME, NUMBER, OP, STRING, DialectSyntax, Token
-from ._dialect_types import Cursor, TypeNode, TypeParser, near, starts_type
+from ._dialect_types import Cursor, TypeParser, near, starts_type
 
 # Luau treats these names as (contextual) keywords; tree-sitter sees a same-length stand-in.
 _RENAMES = {"continue": "_ontinue", "export": "_xport", "type": "_ype"}
@@ -24,7 +25,18 @@ _EXPR_END_WORDS = frozenset({")", "]", "}", "nil", "true", "false", "...", "end"
 _STATEMENT_AFTER = _EXPR_END_WORDS | {"do", "then", "else", "repeat", ";", "break", "::"}
 # tokens after which an expression, not a statement, must follow
 _EXPR_BEFORE = frozenset(
-    ["=", "(", "[", "{", ",", "return", "and", "or", "not", "in", "+", "-", "*", "/", "//", "%", "^", "..", "==", "~=", "<", "<=", ">", ">=", "&", "|", "~", "<<", ">>", "#"]
+    {"=", "(", "[", "{", ",", "return", "and", "or", "not", "in", "+", "-", "*", "/", "//", "%", "^", ".."}
+    | {"==", "~=", "<", "<=", ">", ">=", "&", "|", "~", "#"}
+)
+# keywords that cannot start an expression, and tokens that must be followed by one; tree-sitter
+# recovers from `x = 1 + local y` and `local local` without an ERROR node, so the scanner checks
+# (`if` is left to the if-expression check, which says more)
+_NOT_EXPR = frozenset(
+    {"and", "break", "do", "else", "elseif", "end", "for", "goto", "in", "local", "or", "repeat", "return", "then"}
+    | {"until", "while"}
+)
+_WANTS_EXPR = frozenset(
+    {"=", ",", "(", "[", "+", "-", "*", "/", "//", "%", "^", "..", "==", "~=", "<", "<=", ">", ">=", "&", "|", "~", "#"}
 )
 _COMPOUND = frozenset({"+", "-", "*", "/", "%", "^", "..", "//"})
 
@@ -79,11 +91,18 @@ class Scanner:
                     self._rename(tok)
                 elif tok.kind == KEYWORD:
                     self._block(tok.text)
+                elif tok.kind == OP and tok.text in _WANTS_EXPR:
+                    self._operand(cur.i + 1)
                 cur.i += 1
                 self.prev_end = _ends_expr(tok)
         return self.out
 
     # -- helpers -----------------------------------------------------------------------------
+    def _operand(self, i: int) -> None:
+        tok = self.toks[i]
+        if tok.kind == KEYWORD and tok.text in _NOT_EXPR:
+            raise DialectSyntax(tok.start, f"unexpected {tok.text!r}")
+
     def _block(self, word: str) -> None:
         if word in ("if", "repeat"):
             self.depth += 1
@@ -143,6 +162,8 @@ class Scanner:
         self.prev_end = False
         if cur.at("function"):
             return True
+        if cur.peek().kind != NAME:
+            raise DialectSyntax(cur.peek().start, f"name expected after 'local' near {near(cur.peek())}")
         while self._name():
             self._attrib()
             self._optional_annotation()
@@ -260,10 +281,12 @@ class Scanner:
             if nxt.text != tok.text or nxt.start != tok.end:
                 return False
             self.out.mask.append((tok.start, nxt.end, "* "))
+            self._operand(cur.i + 2)
             cur.i += 2
         else:
             unary = tok.text == "~" and not self.prev_end
             self.out.mask.append((tok.start, tok.end, "#" if unary else "+"))
+            self._operand(cur.i + 1)
             cur.i += 1
         self.prev_end = False
         return True
@@ -307,6 +330,3 @@ _HANDLERS = {
 def scan(toks: list[Token]) -> Scan:
     """Find the dialect constructs in ``toks`` (which may be split in place, see Cursor)."""
     return Scanner(toks).run()
-
-
-__all__ = ["KEYWORD", "Decl", "Scan", "near", "scan"]

@@ -70,7 +70,8 @@ def _check_blocks(masked: str) -> None:
                 word, pos, _ = stack[-1]
                 closer = "until" if word == "repeat" else "end"
                 line = masked.count("\n", 0, pos) + 1
-                raise DialectSyntax(tok.start, f"'{closer}' expected (to close '{word}' at line {line}) near end of file")
+                reason = f"'{closer}' expected (to close '{word}' at line {line}) near end of file"
+                raise DialectSyntax(tok.start, reason)
             continue
         text = tok.text
         if text == "do" and stack and stack[-1][2]:

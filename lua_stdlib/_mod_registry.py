@@ -69,8 +69,12 @@ def _meta_matches(value: Any, want: Any, op: str) -> bool:
     return False
 
 
+_warned: set[str] = set()
+
+
 def compile_filter(raw: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
-    """Wippy's finder filter as (op, key, wanted); keys without `meta.` or `.` are dropped."""
+    """Wippy's finder filter as (op, key, wanted); keys without `meta.` or `.` are dropped
+    (with a warning, once per key per runtime process), as Wippy does."""
     out = []
     for raw_key, want in raw.items():
         op, key = "", raw_key
@@ -78,7 +82,8 @@ def compile_filter(raw: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
             op, key = key[0], key[1:]
         if key in _ENTRY_FIELDS or key.startswith("meta."):
             out.append((op, key, want))
-        else:
+        elif key not in _warned:
+            _warned.add(key)
             log.warning("registry.find: filter key %r ignored (use meta.%s or .%s)", key, key, key)
     return out
 

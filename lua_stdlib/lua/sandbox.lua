@@ -77,7 +77,10 @@ local function make_env(label, resolve, process)
     end
     env._G = env
     env._VERSION = _VERSION
-    if types ~= nil then types.install(env) end
+    if types ~= nil then
+        env.__wippy_types = types -- what translated type declarations call (see _dialect)
+        types.install(env)
+    end
     return env
 end
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import lupa.lua54 as lupa
+import lupa.lua54 as lupa  # type: ignore[import-untyped]
 import pytest
 
 from wippy.lua_stdlib._dialect import TYPES_GLOBAL, translate
@@ -80,5 +79,5 @@ class Lua:
 
 
 @pytest.fixture(scope="module")
-def lua() -> Iterator[Lua]:
-    yield Lua()
+def lua() -> Lua:
+    return Lua()

@@ -7,13 +7,15 @@ import os
 import time
 from pathlib import Path
 
-import lupa.lua54 as lupa
+import lupa.lua54 as lupa  # type: ignore[import-untyped]
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wippy.core import DefinitionError
 from wippy.lua_stdlib._dialect import TYPES_GLOBAL, DialectError, Translated, translate
+from wippy.lua_stdlib._dialect_lex import tokenize
+from wippy.lua_stdlib._dialect_scan import scan
 
 from .conftest import Lua
 
@@ -25,15 +27,43 @@ SNIPPETS: list[tuple[str, str, object]] = [
     ("local-multi", "local a: integer, b: string = 1, 'b'\nreturn a .. b", "1b"),
     ("local-attrib", "local a <const>: number = 2\nreturn a * 2", 4),
     ("local-union", "local v: number | string = 'x'\nreturn v", "x"),
-    ("local-function-type", "local f: (number) -> number = function(x: number): number return x * 2 end\nreturn f(4)", 8),
+    (
+        "local-function-type",
+        "local f: (number) -> number = function(x: number): number return x * 2 end\n"
+        "return f(4)",
+        8,
+    ),
     ("params-returns", "local function add(a: number, b: number): number\n  return a + b\nend\nreturn add(2, 3)", 5),
     ("tuple-return", "local function two(): (string, number)\n  return 'a', 1\nend\nlocal s = two()\nreturn s", "a"),
-    ("bare-return-list", "local function f(): string?, string?\n  return nil, 'e'\nend\nlocal _, e = f()\nreturn e", "e"),
+    (
+        "bare-return-list",
+        "local function f(): string?, string?\n"
+        "  return nil, 'e'\n"
+        "end\n"
+        "local _, e = f()\n"
+        "return e",
+        'e',
+    ),
     ("generic-function", "local function id<T>(x: T): T\n  return x\nend\nreturn id(7)", 7),
     ("generic-constrained", "local function g<T: {n: number}>(o: T): number return o.n end\nreturn g({n = 3})", 3),
-    ("variadic", "local function sum(...: number): number\n  local t = 0\n  for _, v in ipairs({...}) do t = t + v end\n  return t\nend\nreturn sum(1, 2, 3)", 6),
+    (
+        "variadic",
+        "local function sum(...: number): number\n"
+        "  local t = 0\n"
+        "  for _, v in ipairs({...}) do t = t + v end\n"
+        "  return t\n"
+        "end\n"
+        "return sum(1, 2, 3)",
+        6,
+    ),
     ("method", "local M = {}\nfunction M:get<T>(k: string): T? return self[k] end\nM.a = 5\nreturn M:get('a')", 5),
-    ("dotted-function", "local M = {n = {}}\nfunction M.n.f(x: {string}): integer return #x end\nreturn M.n.f({'a', 'b'})", 2),
+    (
+        "dotted-function",
+        "local M = {n = {}}\n"
+        "function M.n.f(x: {string}): integer return #x end\n"
+        "return M.n.f({'a', 'b'})",
+        2,
+    ),
     ("anonymous-function", "local t = {f = function(a: number?): boolean return a ~= nil end}\nreturn t.f(1)", True),
     ("for-numeric", "local s = 0\nfor i: integer = 1, 3 do s = s + i end\nreturn s", 6),
     ("for-generic", "local s = ''\nfor k: string, v: number in pairs({a = 1}) do s = k .. v end\nreturn s", "a1"),
@@ -45,19 +75,63 @@ SNIPPETS: list[tuple[str, str, object]] = [
     ("non-nil", "local t = {a = {b = 2}}\nreturn t.a!.b", 2),
     ("non-nil-call", "local function f() return 9 end\nreturn f()!", 9),
     ("typeof-return", "local r = {}\nlocal function get(): typeof(r) return r end\nreturn get() == r", True),
-    ("goto-continue", "local s = 0\nfor i = 1, 5 do\n  if i % 2 == 0 then goto continue end\n  s = s + i\n  ::continue::\nend\nreturn s", 9),
+    (
+        "goto-continue",
+        "local s = 0\n"
+        "for i = 1, 5 do\n"
+        "  if i % 2 == 0 then goto continue end\n"
+        "  s = s + i\n"
+        "  ::continue::\n"
+        "end\n"
+        "return s",
+        9,
+    ),
     ("bitwise", "local a = 6 & 3 | 8\nreturn a ~ 1, ~0, 1 << 4, 256 >> 4", 11),
     ("validator-erased-local", "local x: number @min(0) @max(10) = 5\nreturn x", 5),
     ("validator-erased-param", "local function f(n: integer @min(1)): integer return n end\nreturn f(2)", 2),
-    ("type-names-as-values", "local type = 'a'\nlocal t = {type = 1, export = 2}\nlocal export = t.type + t.export\nreturn type .. export", "a3"),
+    (
+        "type-names-as-values",
+        "local type = 'a'\n"
+        "local t = {type = 1, export = 2}\n"
+        "local export = t.type + t.export\n"
+        "return type .. export",
+        'a3',
+    ),
     ("type-function-call", "return type(1)", "number"),
     ("type-decl-simple", "type Id = string\nreturn Id:name()", "Id"),
     ("type-decl-record", "type U = {name: string, age: number?}\nreturn U:kind()", "record"),
     ("export-type", "export type P = {x: number, y: number}\nreturn (P({x = 1, y = 2})).y", 2),
-    ("type-decl-multiline", "type C = {\n  host: string,\n  port: integer,\n  tls?: boolean, -- optional\n}\nreturn C:is({host = 'h', port = 1}) ~= nil", True),
-    ("type-forward-ref", "type A = {b: B?}\ntype B = {n: number}\nlocal _, err = A:is({b = {n = 'x'}})\nreturn err", "A: field b.n: expected number, got string \"x\""),
-    ("type-recursive", "type Node = {v: integer, next: Node?}\nreturn Node:is({v = 1, next = {v = 2, next = {v = 3}}}) ~= nil", True),
-    ("type-generic", "type Box<T> = {value: T}\nlocal b: Box<number> = Box({value = 'anything'})\nreturn b.value", "anything"),
+    (
+        "type-decl-multiline",
+        "type C = {\n"
+        "  host: string,\n"
+        "  port: integer,\n"
+        "  tls?: boolean, -- optional\n"
+        "}\n"
+        "return C:is({host = 'h', port = 1}) ~= nil",
+        True,
+    ),
+    (
+        "type-forward-ref",
+        "type A = {b: B?}\n"
+        "type B = {n: number}\n"
+        "local _, err = A:is({b = {n = 'x'}})\n"
+        "return err",
+        'A: field b.n: expected number, got string "x"',
+    ),
+    (
+        "type-recursive",
+        "type Node = {v: integer, next: Node?}\n"
+        "return Node:is({v = 1, next = {v = 2, next = {v = 3}}}) ~= nil",
+        True,
+    ),
+    (
+        "type-generic",
+        "type Box<T> = {value: T}\n"
+        "local b: Box<number> = Box({value = 'anything'})\n"
+        "return b.value",
+        'anything',
+    ),
     ("type-union-literals", "type S = 'pending' | 'done'\nreturn S:is('done')", "done"),
     ("type-intersection", "type N = {name: string}\ntype G = {age: number}\ntype P = N & G\nreturn P:kind()", "record"),
     ("type-map", "type M = {[string]: number}\nreturn M:kind()", "map"),
@@ -65,15 +139,44 @@ SNIPPETS: list[tuple[str, str, object]] = [
     ("type-function", "type F = (a: number, ...string) -> (boolean, string?)\nreturn F:is(print) == print", True),
     ("type-typeof", "local x = 1\ntype X = typeof(x)\nreturn X:kind()", "any"),
     ("type-qualified", "local time = {}\ntype T = {at: time.Time}\nreturn T:is({at = 5}) ~= nil", True),
-    ("type-validators", "type Age = number @min(0) @max(150)\nlocal _, err = Age:is(200)\nreturn err", "Age: must be <= 150, got 200"),
-    ("type-validators-fields", "type U = {\n  name: string @min_len(1) @max_len(3),\n  code: string @pattern(\"^%u+$\"),\n}\nlocal _, e = U:is({name = 'ab', code = 'ab'})\nreturn e", 'U: field code: must match pattern "^%u+$"'),
+    (
+        "type-validators",
+        "type Age = number @min(0) @max(150)\n"
+        "local _, err = Age:is(200)\n"
+        "return err",
+        'Age: must be <= 150, got 200',
+    ),
+    (
+        "type-validators-fields",
+        "type U = {\n"
+        "  name: string @min_len(1) @max_len(3),\n"
+        "  code: string @pattern(\"^%u+$\"),\n"
+        "}\n"
+        "local _, e = U:is({name = 'ab', code = 'ab'})\n"
+        "return e",
+        'U: field code: must match pattern "^%u+$"',
+    ),
     ("type-one-of", "type Lvl = string @one_of('a', 'b')\nreturn (Lvl:is('c'))", None),
     ("type-string-key", "type H = {[\"content-type\"]: string}\nreturn H:is({['content-type'] = 'x'}) ~= nil", True),
     ("type-indexer-and-fields", "type R = {id: string, [string]: number}\nreturn (R:is({id = 'a', n = 'x'}))", None),
     ("type-leading-pipe", "type K =\n  | 'a'\n  | 'b'\nreturn K:kind()", "union"),
-    ("type-tagged-union", "type R = {ok: true, value: number} | {ok: false, error: string}\nlocal _, e = R:is({ok = false, error = 1})\nreturn e", "R: field error: expected string, got integer 1"),
+    (
+        "type-tagged-union",
+        "type R = {ok: true, value: number} | {ok: false, error: string}\n"
+        "local _, e = R:is({ok = false, error = 1})\n"
+        "return e",
+        'R: field error: expected string, got integer 1',
+    ),
     ("type-after-statement", "local n = 1 type T = number\nreturn T:is(n)", 1),
-    ("type-in-function", "local function f()\n  type Local = {n: number}\n  return Local\nend\nreturn f():kind()", "record"),
+    (
+        "type-in-function",
+        "local function f()\n"
+        "  type Local = {n: number}\n"
+        "  return Local\n"
+        "end\n"
+        "return f():kind()",
+        'record',
+    ),
     ("type-generic-default", "type G<T = string> = {v: T}\nreturn G:kind()", "record"),
     ("type-angle-ge", "type Box<T>= {v: T}\nreturn Box:kind()", "record"),
     ("type-long-string-literal", "type L = [[a\nb]]\nreturn L:is('a\\nb')", "a\nb"),
@@ -111,7 +214,7 @@ def test_declaration_shape() -> None:
     first, *rest = code.split("\n")
     assert first == (
         f"local __wt, __ws = {TYPES_GLOBAL}, {TYPES_GLOBAL}.scope(); "
-        'local User = __ws:define("User", __wt.record({{"name", __wt.string}, '
+        'local User; User = __ws:define("User", __wt.record({{"name", __wt.string}, '
         '{"age", __wt.check(__wt.number, {{"min", 0}}), true}}));'
     )
     assert rest == ["", "", "", "return User", ""]
@@ -139,6 +242,14 @@ def test_translations_are_cached() -> None:
     first = translate(src, "a.lua")
     assert translate(src, "b.lua") is first
     assert isinstance(first, Translated)
+
+
+def test_crlf_line_endings_are_kept(lua: Lua) -> None:
+    src = "type P = {\r\n  x: number,\r\n}\r\nlocal p: P = P({x = 1})\r\nerror('line five')\r\n"
+    code = translate(src, "crlf.lua").code
+    assert code.count("\r\n") == src.count("\r\n")
+    with pytest.raises(lupa.LuaError, match=r"crlf\.lua:5: line five"):
+        lua.run(src, chunk="crlf.lua")
 
 
 def test_byte_order_mark_is_dropped(lua: Lua) -> None:
@@ -176,6 +287,9 @@ ERRORS: list[tuple[str, str, int, int, str]] = [
     ("error-after-type", "type T = {\n  a: number,\n}\nlocal x = = 2", 4, 11, "unexpected '='"),
     ("typeof-unclosed", "local function f(): typeof(x\nend", 1, 27, "unclosed '('"),
     ("generic-name", "local function f<1>() end", 1, 18, "type parameter name expected"),
+    ("keyword-as-local", "local local x = 1", 1, 7, "name expected after 'local'"),
+    ("statement-as-operand", "x = 1\n  + local y = 2", 2, 5, "unexpected 'local'"),
+    ("statement-after-shift", "x = 1 <<\nreturn", 2, 1, "unexpected 'return'"),
 ]
 
 
@@ -258,13 +372,14 @@ _JUNK = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(_JUNK, st.text(max_size=60)))
 def test_any_input_translates_or_raises_dialect_error(source: str) -> None:
+    position = (1, 1)
     try:
         out = translate(source, "junk.lua")
     except DialectError as err:
-        assert err.line >= 1
-        assert err.column >= 1
-        return
-    assert out.code.count("\n") >= source.count("\n")
+        position = (err.line, err.column)
+    else:
+        assert out.code.count("\n") >= source.count("\n")
+    assert min(position) >= 1
 
 
 # -- the real corpus (only where it has been checked out) -------------------------------------------
@@ -286,9 +401,41 @@ def test_real_corpus_translates_and_compiles(lua: Lua) -> None:
             continue
         if code.count("\n") != source.count("\n"):
             failures.append(f"{path}: line count changed")
-        err = lua.compile_error(code, str(path))
-        if err is not None:
-            failures.append(err)
+        compile_error = lua.compile_error(code, str(path))
+        if compile_error is not None:
+            failures.append(compile_error)
+        failures.extend(_declarations_work(lua, source, str(path)))
     assert not failures, "\n".join(failures[:20])
     if os.environ.get("WIPPY_REPORT_TIMING"):
         print(f"{len(files)} files in {time.perf_counter() - started:.2f}s")
+
+
+_EXERCISE = """
+function(declared, types)
+    for name, t in pairs(declared) do
+        if not types.is_type(t) then return name .. " is not a type value" end
+        for _, v in ipairs({{}, 1, "x", {1, 2}, {a = {}}}) do
+            local ok, err = pcall(t.is, t, v)
+            if not ok then return name .. ": " .. tostring(err) end
+        end
+        t:kind()
+        tostring(t)
+    end
+end
+"""
+
+
+def _declarations_work(lua: Lua, source: str, chunk: str) -> list[str]:
+    """Run a file's type declarations on their own and validate a few values with each."""
+    decls = scan(tokenize(source)).decls
+    if not decls:
+        return []
+    names = dict.fromkeys(d.name for d in decls)
+    only_types = "\n".join(source[d.start : d.end] for d in decls)
+    only_types += "\nreturn {" + ", ".join(f"{n} = {n}" for n in names) + "}"
+    try:
+        declared = lua.run(only_types, chunk=chunk)
+        problem = lua.rt.eval(_EXERCISE)(declared, lua.types)
+    except lupa.LuaError as err:
+        return [f"{chunk}: {err}"]
+    return [] if problem is None else [f"{chunk}: {problem}"]
