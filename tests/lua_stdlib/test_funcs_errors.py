@@ -188,3 +188,30 @@ async def test_imports_give_library_tables() -> None:
     ok, res = await run_entry(caller, lib)
     assert ok, res
     assert res == ("HI!",)
+
+
+async def test_changed_code_is_recompiled_unchanged_code_is_reused() -> None:
+    from wippy.core import Entry
+    from wippy.lua_stdlib import HostContext, LuaHost
+
+    from .helpers import Entries
+
+    v1 = fn("app:v", "local loads = (loads or 0) + 1\nreturn { call = function() return 'one' end }")
+    caller = fn("app:caller", "local funcs = require('funcs')\n"
+                "return { call = function() return funcs.call('app:v') end }", modules=["funcs"])
+    reg = Entries(v1, caller)
+    host = LuaHost(HostContext(registry=reg, node="n", pid="p"))
+    try:
+        main = host.callable(caller)
+        assert (await host.vm.run(main))[1][0] == "one"
+        # a new registry version with the same content: no recompilation (same compiled function)
+        same = Entry(v1.id, v1.kind, dict(v1.meta), dict(v1.data))
+        reg.entries[v1.id] = same
+        first = host.callable(same)
+        assert host.vm.rt.eval("rawequal")(host.callable(same), first)
+        assert (await host.vm.run(main))[1][0] == "one"
+        # changed content: the next call runs the new code
+        reg.entries[v1.id] = fn("app:v", "return { call = function() return 'two' end }")
+        assert (await host.vm.run(main))[1][0] == "two"
+    finally:
+        await host.aclose()
