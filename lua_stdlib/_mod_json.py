@@ -43,7 +43,7 @@ def _plain(vm: Any, value: Any, depth: int) -> Any:
         raise _EncodeError(f"cannot encode a {kind}")
     if vm._is_error(value):
         return str(value)
-    items = list(value.items())
+    items = list(vm._plain(value).items())
     if not items:
         return []
     int_keys = [k for k, _ in items if isinstance(k, int) and not isinstance(k, bool)]

@@ -113,6 +113,7 @@ class LuaVM:
         # Lua functions the host calls from inside callbacks: fetched once, here, where reading
         # a table field is safe (see the module docstring).
         self._get = self._helpers.get
+        self._plain = self._helpers.plain
         self.settle = self.rt.eval("function() end")
         self._is_error = self.errors._is
         self._make_error = self.errors._make
@@ -152,7 +153,7 @@ class LuaVM:
             return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
         if self._is_error(value):
             return str(value)
-        items = list(value.items())
+        items = list(self._plain(value).items())
         n = len(items)
         if n and all(isinstance(k, int) and not isinstance(k, bool) for k, _ in items):
             by_key = dict(items)
@@ -274,6 +275,14 @@ local pack, unpack, yield = table.pack, table.unpack, coroutine.yield
 local is_pending = S.is_pending
 local H = {}
 function H.get(t, k) return t[k] end
+-- a table whose contents live behind __pairs (table.freeze keeps them off the raw table) as a
+-- plain table; others as they are
+function H.plain(t)
+    if next(t) ~= nil then return t end
+    local out = {}
+    for k, v in pairs(t) do out[k] = v end
+    return out
+end
 function H.asyncify(pyfn)
     return function(...)
         local r = pack(pyfn(...))

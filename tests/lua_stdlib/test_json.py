@@ -25,6 +25,12 @@ async def test_encode_rules() -> None:
     assert res[0] == ["[]", "[1,2,3]", '{"a":1}', "null", "1", '"x"', '{"a":{"b":[true,false]}}']
 
 
+async def test_frozen_tables_encode_like_plain_ones() -> None:
+    ok, res = await run("return json.encode(table.freeze({a = 1, list = table.freeze({1, 2})}))")
+    assert ok, res
+    assert res[0] in ('{"a":1,"list":[1,2]}', '{"list":[1,2],"a":1}')
+
+
 async def test_sparse_and_mixed_tables_are_errors() -> None:
     ok, res = await run("""
         local _, e1 = json.encode({[1] = "a", [3] = "c"})
