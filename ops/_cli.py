@@ -26,7 +26,7 @@ from wippy.core import (
     WippyError,
     new_traceparent,
 )
-from wippy.services import AdminClient, CallContext, Node, Runtime, StateDir, execute
+from wippy.services import AdminClient, ApplyResult, CallContext, Node, Runtime, StateDir, execute
 
 from . import _output as output
 from ._config import CliConfig, build_config
@@ -261,22 +261,11 @@ async def _run_process(cfg: CliConfig, ns: argparse.Namespace, *, reset: bool, m
     """`wippy run -x ENTRY args`, `wippy run COMMAND args`, `wippy run list`."""
     from wippy.services import commands, find_command, run_terminal_process
 
-    state = StateDir(cfg.runtime.state_dir)
-    if not cfg.app_dir.is_dir():
-        raise ConfigError(f"app directory {cfg.app_dir} does not exist")
-    if not state.try_own():
-        record = state.read_node_record()
-        if record is not None:
-            raise ConfigError(f"node {record.node} (pid {record.pid}) is running on {state.path}; stop it first")
-        await asyncio.to_thread(state.own, _OWN_TIMEOUT)
+    state = await _own_for_node(cfg)
     try:
         state.clear_node_record()
         async with Node(cfg.runtime, state) as node:
-            result = await node.registry.apply_files(
-                cfg.app_dir, reset=reset, message=message, actor=cfg.actor, trace=new_traceparent()
-            )
-            for w in result.warnings:
-                log.warning(w)
+            await _apply_app(node, cfg, reset=reset, message=message)
             entries = node.registry.current()
             rest = list(ns.rest)
             if ns.exec_entry:
@@ -295,7 +284,8 @@ async def _run_process(cfg: CliConfig, ns: argparse.Namespace, *, reset: bool, m
         state.release()
 
 
-async def _run_node(cfg: CliConfig, *, reset: bool, message: str) -> int:
+async def _own_for_node(cfg: CliConfig) -> StateDir:
+    """Take the app's state dir for a node (refusing when another node runs on it)."""
     state = StateDir(cfg.runtime.state_dir)
     if not cfg.app_dir.is_dir():
         raise ConfigError(f"app directory {cfg.app_dir} does not exist")
@@ -306,6 +296,20 @@ async def _run_node(cfg: CliConfig, *, reset: bool, message: str) -> int:
                 f"node {record.node} (pid {record.pid}) is already running on {state.path}; stop it first"
             )
         await asyncio.to_thread(state.own, _OWN_TIMEOUT)
+    return state
+
+
+async def _apply_app(node: Node, cfg: CliConfig, *, reset: bool, message: str) -> ApplyResult:
+    result = await node.registry.apply_files(
+        cfg.app_dir, reset=reset, message=message, actor=cfg.actor, trace=new_traceparent()
+    )
+    for w in result.warnings:
+        log.warning(w)
+    return result
+
+
+async def _run_node(cfg: CliConfig, *, reset: bool, message: str) -> int:
+    state = await _own_for_node(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -313,11 +317,7 @@ async def _run_node(cfg: CliConfig, *, reset: bool, message: str) -> int:
     try:
         state.clear_node_record()
         async with Node(cfg.runtime, state) as node:
-            result = await node.registry.apply_files(
-                cfg.app_dir, reset=reset, message=message, actor=cfg.actor, trace=new_traceparent()
-            )
-            for w in result.warnings:
-                log.warning(w)
+            result = await _apply_app(node, cfg, reset=reset, message=message)
             log.info(
                 "node ready",
                 extra={"fields": {"node": node.node, "app": str(cfg.app_dir), "version": result.version,

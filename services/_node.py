@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from wippy.core import (
     JetStreamEventStore,
@@ -68,7 +69,7 @@ class Runtime:
         assert self.server is not None
         return self.server.url
 
-    async def open(self) -> Runtime:
+    async def open(self) -> Self:
         try:
             if self.settings.nats_url is None:
                 self.server = await LogServer.open(self.state_dir.path, self.settings.server)
@@ -106,7 +107,7 @@ class Runtime:
                     if server is not None:
                         await server.aclose()
 
-    async def __aenter__(self) -> Runtime:
+    async def __aenter__(self) -> Self:
         return await self.open()
 
     async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None,
@@ -121,7 +122,7 @@ class Node(Runtime):
         super().__init__(settings, state)
         self._admin: AdminServer | None = None
 
-    async def open(self) -> Node:
+    async def open(self) -> Self:
         await super().open()
         try:
             self._admin = AdminServer(self.store, self.registry, self.node)
