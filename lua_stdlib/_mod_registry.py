@@ -135,7 +135,12 @@ def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing 
         return entry_table(e), None
 
     def find_(filter_: Any = None) -> Any:
-        flt = compile_filter(vm.from_lua(filter_) or {} if filter_ is not None else {})
+        raw = vm.from_lua(filter_) if filter_ is not None else {}
+        if raw == []:
+            raw = {}
+        if not isinstance(raw, dict):
+            return None, vm.error("INVALID", "registry.find: the filter must be a table of field = value")
+        flt = compile_filter(raw)
         return vm.to_lua([e.to_dict() for e in find(reg.current().values(), flt)]), None
 
     async def _entries_at(version: int, filter_: Any) -> tuple[Any, ...]:

@@ -129,3 +129,14 @@ async def test_build_delta(registry: RegistryService) -> None:
     """)
     assert ok, res
     assert res[0] == ["entry.create app:z", "entry.delete app:y", "entry.update app:x"]
+
+
+async def test_bad_arguments_are_error_values(registry: RegistryService) -> None:
+    ok, res = await run(registry, """
+        local _, e1 = registry.find(5)
+        local _, e2 = registry.parse_id("nocolon")
+        local ok, e3 = pcall(function() return registry.snapshot():changes():create("x") end)
+        return {e1:kind(), e2:kind(), ok, tostring(e3):find("expected an entry table") ~= nil}
+    """)
+    assert ok, res
+    assert res[0] == ["INVALID", "INVALID", False, True]
