@@ -48,6 +48,11 @@ from ._registry_log import ChangesetAssembler as ChangesetAssembler
 from ._registry_log import DecodedChangeset as DecodedChangeset
 from ._registry_log import WriteContext as WriteContext
 from ._registry_log import append_changeset as append_changeset
+from ._security import POLICY_KINDS as POLICY_KINDS
+from ._security import PolicySpec as PolicySpec
+from ._security import Request as Request
+from ._security import evaluate as evaluate_policies
+from ._security import policy_from_entry as policy_from_entry
 from ._server import LogServer as LogServer
 from ._server import ServerSettings as ServerSettings
 from ._server import find_nats_server as find_nats_server
@@ -58,9 +63,12 @@ from ._store import Subscription as Subscription
 from ._subjects import Subjects as Subjects
 from ._validate import RegistryView as RegistryView
 from ._validate import validate_changeset as validate_changeset
+from ._yaml import YamlError as YamlError
+from ._yaml import loads as load_yaml
 
 __all__ = [
     "KNOWN_KINDS",
+    "POLICY_KINDS",
     "Appended",
     "AppliedOp",
     "Changeset",
@@ -87,28 +95,34 @@ __all__ = [
     "Op",
     "OpKind",
     "PayloadTooLargeError",
+    "PolicySpec",
     "Record",
     "RecordError",
     "RegistryView",
+    "Request",
     "ServerSettings",
     "StoreSettings",
     "Subjects",
     "Subscription",
     "WippyError",
     "WriteContext",
+    "YamlError",
     "append_changeset",
     "apply_ops",
     "canonical_json",
     "diff_states",
     "error_from_json",
     "error_to_json",
+    "evaluate_policies",
     "find_nats_server",
     "iter_references",
     "load_app",
+    "load_yaml",
     "native_components",
     "new_traceparent",
     "parse_id",
     "plan_files_apply",
+    "policy_from_entry",
     "register_native_component",
     "register_type",
     "squash",

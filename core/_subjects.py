@@ -7,6 +7,7 @@ so several apps can share one NATS server without seeing each other's records::
                             wippy.registry.chunk    parts of a changeset too big for one message
     stream WIPPY_PROC       wippy.proc.<node>       process messages and lifecycle, pid in the body
     stream WIPPY_EVENTS     wippy.events.<system>   the event bus
+    stream WIPPY_AUDIT      wippy.audit.<kind>      security decisions worth keeping (denied changes)
     (no stream)             wippy.admin.<node>.<verb>   requests to a running node
 """
 
@@ -55,12 +56,17 @@ class Subjects:
     def events_stream(self) -> str:
         return f"{self.namespace.upper()}_EVENTS"
 
+    @property
+    def audit_stream(self) -> str:
+        return f"{self.namespace.upper()}_AUDIT"
+
     def streams(self) -> tuple[StreamSpec, ...]:
         ns = self.namespace
         return (
             StreamSpec(self.registry_stream, (f"{ns}.registry.>",), "registry changesets; seq = version"),
             StreamSpec(self.proc_stream, (f"{ns}.proc.>",), "process messages and lifecycle"),
             StreamSpec(self.events_stream, (f"{ns}.events.>",), "the event bus"),
+            StreamSpec(self.audit_stream, (f"{ns}.audit.>",), "security audit records"),
         )
 
     # -- registry ----------------------------------------------------------------------------
@@ -82,6 +88,9 @@ class Subjects:
 
     def events(self, system: str) -> str:
         return f"{self.namespace}.events.{_check_token(system, 'event system')}"
+
+    def audit(self, kind: str) -> str:
+        return f"{self.namespace}.audit.{_check_token(kind, 'audit kind')}"
 
     # -- admin -------------------------------------------------------------------------------
     def admin(self, node: str, verb: str) -> str:

@@ -13,6 +13,7 @@ from ._changeset import Op
 from ._entry import Entry, parse_id
 from ._errors import DefinitionError, DefinitionErrors
 from ._kinds import KNOWN_KINDS, iter_references
+from ._security import POLICY_KINDS, policy_from_entry, token_store_errors
 
 
 class RegistryView(Protocol):
@@ -50,6 +51,8 @@ def validate_changeset(view: RegistryView, ops: Iterable[Op]) -> list[str]:
                                               field="kind"))
             elif op.entry.kind not in KNOWN_KINDS:
                 warnings.append(f"{op.id}: unknown kind {op.entry.kind!r} (stored, no runtime handler)")
+            else:
+                errors.extend(_kind_errors(op.entry, op.origin))
         overlay[op.id] = op.entry
         origins[op.id] = op.origin
 
@@ -90,6 +93,19 @@ def validate_changeset(view: RegistryView, ops: Iterable[Op]) -> list[str]:
     if errors:
         raise DefinitionErrors(errors)
     return warnings
+
+
+def _kind_errors(entry: Entry, origin: str | None) -> list[DefinitionError]:
+    """Kind-specific checks of an entry's fields (the kinds whose mistakes would open access)."""
+    found: list[DefinitionError] = []
+    if entry.kind in POLICY_KINDS:
+        try:
+            policy_from_entry(entry)
+        except DefinitionError as exc:
+            found.append(exc)
+    elif entry.kind == "security.token_store":
+        found.extend(token_store_errors(entry))
+    return [DefinitionError(e.reason, where=origin, entry=e.entry, field=e.field) for e in found]
 
 
 def referrers_index(entries: Mapping[str, Entry]) -> dict[str, set[str]]:

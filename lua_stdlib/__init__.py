@@ -1,7 +1,7 @@
 """Wippy's Lua side: the VM (lupa, Lua 5.4), the scheduler, sandboxes, and the built-in modules.
 
-Modules provided here: funcs, ctx, registry, io (terminal hosts), time (sleep and timers), json
-(encode/decode); globals: channel, errors, payload, print, process (pid only until processes land).
+Modules provided here: funcs, ctx, registry, security, store, io (terminal hosts), time (sleep
+and timers), json (encode/decode); globals: channel, errors, payload, print, process (pid only until processes land).
 Every other module Wippy documents raises UNAVAILABLE when required.
 """
 
@@ -9,6 +9,7 @@ from . import _mod_funcs as _mod_funcs  # registers funcs, ctx
 from . import _mod_io as _mod_io  # registers io
 from . import _mod_json as _mod_json  # registers json
 from . import _mod_registry as _mod_registry  # registers registry
+from . import _mod_security as _mod_security  # registers security, store
 from . import _mod_time as _mod_time  # registers time
 from ._durations import parse_go_duration as parse_go_duration
 from ._host import HostContext as HostContext

@@ -12,12 +12,13 @@ Wippy documents that this runtime does not provide yet raises UNAVAILABLE when r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from wippy.core import Entry
 
+from ._security_host import SecurityHost
 from ._vm import LuaSettings, LuaVM, _source
 
 log = logging.getLogger("wippy.lua")
@@ -79,7 +80,14 @@ class HostContext:
     settings: LuaSettings = field(default_factory=LuaSettings)
     stdio: Any = None  # the terminal host's streams, for `io`
     args: tuple[str, ...] = ()
-    extras: Mapping[str, Any] = field(default_factory=dict)
+    #: security.strict_mode: without an actor and a scope, everything is denied
+    strict: bool = False
+    #: the node's stores (services.StoreHub), for `store` and token stores
+    stores: Any = None
+    #: async (action, resource, actor, entry, reason) -> None: puts a denial on the audit stream
+    audit: Any = None
+    #: (expression, env) -> value: the expr-lang evaluator, for security.policy.expr
+    expr: Any = None
 
 
 class LuaHost:
@@ -110,6 +118,11 @@ class LuaHost:
         self.payload = rt.execute(_source("payload.lua"), self.sandbox.readonly)
         self._bridge.payload = self.payload
         self.process_global = self._process_global()
+        self.security_host = SecurityHost(self.vm, ctx.registry, strict=ctx.strict, stores=ctx.stores,
+                                          expr=ctx.expr)
+        self.security = rt.execute(_source("security.lua"), self.vm.S, self.vm.errors, self.security_host.bridge(),
+                                   self.readonly)
+        self.check = self.security.check
 
     def _types_library(self) -> Any:
         try:

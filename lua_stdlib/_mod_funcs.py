@@ -33,7 +33,7 @@ def _library(host: LuaHost) -> Any:
         return fn, None
 
     lib = vm.rt.execute(_source("funcs.lua"), vm.S, vm.errors, vm.channel, host.payload, resolve,
-                        host.readonly)
+                        host.readonly, host.security)
     host.extras["funcs"] = lib
     return lib
 

@@ -170,7 +170,7 @@ def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing 
         result = await reg.apply(Changeset(ops=tuple(ops), message="applied from Lua"), actor=author)
         return result.version, None
 
-    def apply(raw_ops: Any, author: Any = None) -> Any:
+    def apply(raw_ops: Any, author: Any = None, actor: Any = None) -> Any:
         try:
             ops = []
             for item in vm.from_lua(raw_ops) or []:
@@ -182,15 +182,22 @@ def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing 
                     ops.append(Op("create" if op == "create" else "update", e.id, e))
         except WippyError as exc:
             return None, vm.error("INVALID", f"changes:apply: {exc}")
-        actor = f"entry:{author}" if author else None
-        return vm.pending(_apply(ops, actor))
+        return vm.pending(_apply(ops, _author(actor, author)))
 
     async def _apply_version(version: int, author: str | None) -> tuple[Any, ...]:
         await reg.rollback(version, message=f"apply_version {version} from Lua", actor=author)
         return True, None
 
-    def apply_version(version: int, author: Any = None) -> Any:
-        return vm.pending(_apply_version(int(version), f"entry:{author}" if author else None))
+    def apply_version(version: int, author: Any = None, actor: Any = None) -> Any:
+        return vm.pending(_apply_version(int(version), _author(actor, author)))
+
+    def audit(action: str, resource: str, actor: Any, entry: Any, reason: str) -> None:
+        record = host.ctx.audit
+        if record is None:
+            return
+        vm.background(record(action=str(action), resource=str(resource),
+                                    actor=str(actor) if actor else None, entry=str(entry) if entry else None,
+                                    reason=str(reason)))
 
     def versions(make_version: Any) -> Any:
         ids = reg.version_ids()
@@ -230,10 +237,17 @@ def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing 
         "entries_at": vm.asyncify(entries_at), "get_at": vm.asyncify(get_at),
         "apply": vm.asyncify(apply), "apply_version": vm.asyncify(apply_version),
         "versions": versions, "version_exists": version_exists, "previous_version": previous_version,
-        "next_version": next_version, "build_delta": build_delta,
+        "next_version": next_version, "build_delta": build_delta, "audit": audit,
     })
     return vm.rt.execute(_source("registry.lua"), bridge, vm.errors, host.readonly,
-                         vm.rt.globals().debug.getinfo)
+                         vm.rt.globals().debug.getinfo, host.security)
+
+
+def _author(actor: Any, entry: Any) -> str | None:
+    """Who a change from Lua is by: the task's actor, else the calling entry."""
+    if actor:
+        return str(actor)
+    return f"entry:{entry}" if entry else None
 
 
 class _NotFound(WippyError):

@@ -249,6 +249,18 @@ class LuaVM:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run host work no task waits for (an audit record); owned by the VM, cancelled on close."""
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception:
+                log.exception("%s: background host operation failed", self.label)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def asyncify(self, fn: Callable[..., Any]) -> Any:
         """A Lua function calling ``fn``; when ``fn`` returns a Pending, the task waits for it."""
         return self._asyncify(fn)

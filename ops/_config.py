@@ -8,6 +8,9 @@ Environment variables (flags win):
     WIPPY_NODE           node id (--node); default a stable id kept in the state dir
     WIPPY_NAMESPACE      stream namespace (--namespace); default "wippy"
     WIPPY_SYNC_INTERVAL  embedded JetStream fsync policy (--sync-interval); default "1s"
+    WIPPY_SECURITY_STRICT_MODE  "true"/"false": overrides security.strict_mode
+
+From the app's ``.wippy.yaml`` (Wippy's runtime config): ``security.strict_mode``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from wippy.core import ServerSettings
+from wippy.core import ConfigError, ServerSettings, YamlError, load_yaml
 from wippy.services import RuntimeSettings
 
 
@@ -46,12 +49,19 @@ def build_config(
     app = Path(app_dir or ".").resolve()
     state = Path(state_dir or env.get("WIPPY_STATE_DIR") or app / ".wippy" / "state").resolve()
     user = env.get("USER") or env.get("LOGNAME")
+    app_config = _app_config(app)
+    strict = _flag(env.get("WIPPY_SECURITY_STRICT_MODE"), "WIPPY_SECURITY_STRICT_MODE")
+    if strict is None:
+        section = app_config.get("security")
+        security: dict[str, object] = section if isinstance(section, dict) else {}
+        strict = _flag(security.get("strict_mode"), ".wippy.yaml security.strict_mode") or False
     runtime = RuntimeSettings(
         state_dir=state,
         nats_url=nats or env.get("WIPPY_NATS_URL") or None,
         namespace=namespace or env.get("WIPPY_NAMESPACE") or "wippy",
         node=node or env.get("WIPPY_NODE") or None,
         server=ServerSettings(sync_interval=sync_interval or env.get("WIPPY_SYNC_INTERVAL") or "1s"),
+        security_strict=strict,
     )
     return CliConfig(
         app_dir=app,
@@ -60,3 +70,32 @@ def build_config(
         verbose=verbose,
         actor=f"user:{user}" if user else None,
     )
+
+
+def _app_config(app: Path) -> dict[str, object]:
+    path = app / ".wippy.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    except YamlError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the runtime config must be a mapping")
+    return data
+
+
+def _flag(value: object, where: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{where} must be true or false, not {value!r}")

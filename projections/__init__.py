@@ -5,6 +5,8 @@ The registry projection keeps current entries in memory for serving and writes t
 transaction.
 """
 
+from ._audit import AUDIT as AUDIT
+from ._audit import AuditProjection as AuditProjection
 from ._duckdb import REGISTRY as REGISTRY
 from ._duckdb import PersistedRegistry as PersistedRegistry
 from ._duckdb import ProjectionDB as ProjectionDB
@@ -16,8 +18,10 @@ from ._registry_state import RegistryState as RegistryState
 from ._registry_state import fold as fold
 
 __all__ = [
+    "AUDIT",
     "REGISTRY",
     "AppliedChangeset",
+    "AuditProjection",
     "PersistedRegistry",
     "ProjectionDB",
     "ProjectionSettings",

@@ -8,6 +8,7 @@ write it in double quotes (``SELECT "at" FROM registry_versions``)::
     registry_versions(version, at, author, message, ops JSON, node, trace, rollback_of, warnings JSON)
     registry_history (version, id, op, kind, meta JSON, data JSON, at, author, origin)
     registry_files_base(id, digest)          what the app files said at their last apply
+    audit(seq, at, type, actor, node, action, resource, entry, detail JSON)   the audit stream
     projection_checkpoints(name, seq, version)
 
 A batch of changesets and the checkpoint are written in one transaction, so a crash never
@@ -60,6 +61,13 @@ CREATE OR REPLACE VIEW registry_history AS
     SELECT version, id, op, kind, meta::JSON AS meta, data::JSON AS data, make_timestamptz(at_us) AS "at",
            author, origin
     FROM store.registry_history;
+CREATE TABLE IF NOT EXISTS store.audit (
+    seq BIGINT, at_us BIGINT, type VARCHAR, actor VARCHAR, node VARCHAR, action VARCHAR, resource VARCHAR,
+    entry VARCHAR, detail VARCHAR);
+CREATE OR REPLACE VIEW audit AS
+    SELECT seq, make_timestamptz(at_us) AS "at", type, actor, node, action, resource, entry,
+           detail::JSON AS detail
+    FROM store.audit;
 CREATE OR REPLACE VIEW registry_files_base AS SELECT * FROM store.registry_files_base;
 CREATE OR REPLACE VIEW projection_checkpoints AS SELECT * FROM store.projection_checkpoints;
 """
@@ -200,6 +208,20 @@ class ProjectionDB:
                 _append(con, "store.registry_history", history_rows)
                 con.execute("DELETE FROM store.projection_checkpoints WHERE name = ?", [REGISTRY])
                 con.execute("INSERT INTO store.projection_checkpoints VALUES (?, ?, ?)", [REGISTRY, seq, version])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def write_rows(self, table: str, rows: Sequence[tuple[Any, ...]], *, checkpoint: str, seq: int) -> None:
+        """Append rows to a ``store`` table and move a checkpoint, atomically (append-only projections)."""
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                _append(con, f"store.{table}", rows)
+                con.execute("DELETE FROM store.projection_checkpoints WHERE name = ?", [checkpoint])
+                con.execute("INSERT INTO store.projection_checkpoints VALUES (?, ?, ?)", [checkpoint, seq, 0])
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

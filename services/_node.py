@@ -20,11 +20,12 @@ from wippy.core import (
     StoreSettings,
     Subjects,
 )
-from wippy.projections import ProjectionDB, ProjectionSettings, RegistryProjection
+from wippy.projections import AuditProjection, ProjectionDB, ProjectionSettings, RegistryProjection
 
 from ._admin import AdminServer
 from ._registry import RegistryService
 from ._statedir import NodeRecord, StateDir
+from ._stores import StoreHub
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +37,8 @@ class RuntimeSettings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     projection: ProjectionSettings = field(default_factory=ProjectionSettings)
+    #: security.strict_mode: code without an actor and a scope is denied everything
+    security_strict: bool = False
 
 
 class Runtime:
@@ -50,7 +53,9 @@ class Runtime:
         self._store: JetStreamEventStore | None = None
         self._db: ProjectionDB | None = None
         self._projection: RegistryProjection | None = None
+        self._audit: AuditProjection | None = None
         self._registry: RegistryService | None = None
+        self.stores: StoreHub | None = None
 
     @property
     def store(self) -> JetStreamEventStore:
@@ -80,7 +85,10 @@ class Runtime:
             self._db = ProjectionDB(self.state_dir.duckdb_path)
             self._projection = RegistryProjection(self._store, self._db, self.settings.projection)
             await self._projection.start()
-            self._registry = RegistryService(self._projection, node=self.node)
+            self._audit = AuditProjection(self._store, self._db)
+            await self._audit.start()
+            self._registry = RegistryService(self._projection, node=self.node, audit=self._audit)
+            self.stores = StoreHub(self._registry)
         except BaseException:
             await self.aclose()
             raise
@@ -89,10 +97,13 @@ class Runtime:
     async def aclose(self) -> None:
         """Release everything in reverse order. Idempotent."""
         projection, self._projection = self._projection, None
+        audit, self._audit = self._audit, None
         db, self._db = self._db, None
         store, self._store = self._store, None
         server, self.server = self.server, None
         try:
+            if audit is not None:
+                await audit.aclose()
             if projection is not None:
                 await projection.aclose()
         finally:

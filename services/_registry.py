@@ -22,18 +22,22 @@ from wippy.core import (
     Entry,
     FileEntry,
     NotFoundError,
+    Record,
     WriteContext,
     append_changeset,
     diff_states,
     plan_files_apply,
+    register_type,
     validate_changeset,
 )
 from wippy.core import (
     load_app as _load_app,
 )
-from wippy.projections import RegistryProjection
+from wippy.projections import AuditProjection, RegistryProjection
 
 AppLoader = Callable[[Path], Any]
+DENIED = "security.access.denied"
+register_type(DENIED, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +59,11 @@ class ApplyResult:
 
 
 class RegistryService:
-    def __init__(self, projection: RegistryProjection, *, node: str) -> None:
+    def __init__(self, projection: RegistryProjection, *, node: str, audit: AuditProjection | None = None) -> None:
         self.projection = projection
         self.store = projection.store
         self.node = node
+        self.audit_projection = audit
         self._write_lock = asyncio.Lock()
 
     @property
@@ -142,6 +147,14 @@ class RegistryService:
             cs = Changeset(ops=ops, message=message or f"rollback to version {version}", rollback_of=version)
             return await self._apply_locked(cs, actor=actor, trace=trace)
 
+    async def record_denied(self, *, action: str, resource: str, actor: str | None, entry: str | None,
+                            reason: str) -> None:
+        """Put a denied attempt on the audit stream (never on the registry stream: its sequence
+        numbers are versions)."""
+        rec = Record(type=DENIED, body={"action": action, "resource": resource, "entry": entry, "reason": reason},
+                     node=self.node, actor=actor)
+        await self.store.append(self.store.subjects.audit("denied"), rec)
+
     # -- reads -------------------------------------------------------------------------------------
     async def entries(self, *, at: int | None = None) -> dict[str, Entry]:
         if at is None:
@@ -201,6 +214,8 @@ class RegistryService:
         if at is not None:
             self._check_at(at)
         await self.projection.flush()
+        if self.audit_projection is not None:
+            await self.audit_projection.flush()
         result = await asyncio.to_thread(self.projection.db.query, sql, at=at)
         return result.records()
 

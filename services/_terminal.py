@@ -20,6 +20,13 @@ from wippy.lua_stdlib import HostContext, LuaCodeError, LuaHost, LuaSettings, St
 _pids = itertools.count(1)
 
 
+def _expr_evaluator() -> Any:
+    """The expr-lang evaluator, when this build has it (security.policy.expr needs it)."""
+    import wippy.core
+
+    return getattr(wippy.core, "evaluate_expr", None)
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     name: str
@@ -59,6 +66,8 @@ async def run_terminal_process(
     args: Sequence[str],
     *,
     settings: LuaSettings | None = None,
+    strict: bool = False,
+    stores: Any = None,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
@@ -75,7 +84,8 @@ async def run_terminal_process(
     pid = f"{{{node}@{host_entry.id}|0x{next(_pids):05x}}}"
     stdio = Stdio(stdin or sys.stdin, stdout or sys.stdout, err_stream)
     host = LuaHost(HostContext(registry=registry, node=node, pid=pid, settings=settings or LuaSettings(),
-                               stdio=stdio, args=tuple(args)))
+                               stdio=stdio, args=tuple(args), strict=strict, stores=stores,
+                               audit=registry.record_denied, expr=_expr_evaluator()))
     try:
         try:
             fn = host.callable(entry)

@@ -6,7 +6,8 @@
 -- A callee that raises gives the caller (nil, error object with the Lua traceback); a callee's
 -- own `return nil, err` passes through. Arguments and results are copied, as between processes.
 
-local S, errors, channel, payload, resolve, readonly, timer_channel = ...
+local S, errors, channel, payload, resolve, readonly, sec = ...
+local check = sec.check
 local pack, unpack, type, pairs, setmetatable, getmetatable, tostring, xpcall, select =
     table.pack, table.unpack, type, pairs, setmetatable, getmetatable, tostring, xpcall, select
 local traceback = debug.traceback
@@ -53,10 +54,27 @@ local function merged(base, extra)
     return out
 end
 
+-- Permissions (checked against the caller's context): funcs.call on the function; changing the
+-- callee's actor or scope also needs funcs.security, and passing context values funcs.context.
+local function permitted(opts, id)
+    local denied = check("funcs.call", id)
+    if denied then return denied end
+    if opts ~= nil then
+        if opts.actor ~= nil or opts.scope ~= nil then
+            denied = check("funcs.security", id)
+            if denied then return denied end
+        end
+        if opts.context ~= nil then return check("funcs.context", id) end
+    end
+    return nil
+end
+
 -- Run fn in the current task with the executor's context, restoring the caller's afterwards.
 local function call_with(opts, id, ...)
     local bad = check_id(id)
     if bad then return nil, bad end
+    local denied = permitted(opts, id)
+    if denied then return nil, denied end
     local fn, err = resolve(id)
     if fn == nil then return nil, err end
     local task = current()
@@ -104,6 +122,8 @@ end
 local function async_with(opts, id, ...)
     local bad = check_id(id)
     if bad then return nil, bad end
+    local denied = permitted(opts, id)
+    if denied then return nil, denied end
     local fn, err = resolve(id)
     if fn == nil then return nil, err end
     local fut = setmetatable({ _ch = channel.new(1), _done = false, _canceled = false }, Future)
@@ -145,8 +165,14 @@ function Executor:with_context(t)
     if type(t) ~= "table" then error("with_context: expected a table", 2) end
     return with(self, "context", merged(self._opts.context, t))
 end
-function Executor:with_actor(a) return with(self, "actor", a) end
-function Executor:with_scope(s) return with(self, "scope", s) end
+function Executor:with_actor(a)
+    if not sec.is_actor(a) then error("with_actor: expected an actor from security.new_actor", 2) end
+    return with(self, "actor", a)
+end
+function Executor:with_scope(s)
+    if not sec.is_scope(s) then error("with_scope: expected a scope from security.new_scope/named_scope", 2) end
+    return with(self, "scope", s)
+end
 function Executor:with_options(o) return with(self, "options", merged(self._opts.options, o)) end
 function Executor:call(id, ...) return call_with(self._opts, id, ...) end
 function Executor:async(id, ...) return async_with(self._opts, id, ...) end

@@ -4,10 +4,13 @@
 --   Snapshot:changes() -> Changes (:create :update :delete :ops :apply -> Version, err)
 --   registry.current_version() / versions() / history() / apply_version(v) / build_delta(from, to)
 --   Version: :id() :string() :previous() :next()
--- Every apply is a registry version on the log, authored by the calling entry.
--- Loaded with (host bridge, errors, readonly, getinfo).
+-- Every apply is a registry version on the log, authored by the task's actor (or the calling entry).
+-- Permissions: registry.get (entry id; find only returns what may be read), registry.apply (each
+-- changed entry id), registry.apply_version (the version); a denied change is put on the audit stream.
+-- Loaded with (host bridge, errors, readonly, getinfo, security lib).
 
-local B, errors, readonly, getinfo = ...
+local B, errors, readonly, getinfo, sec = ...
+local check = sec.check
 local setmetatable, type, tostring, error, ipairs = setmetatable, type, tostring, error, ipairs
 
 local function caller_entry()
@@ -19,6 +22,25 @@ local function caller_entry()
         if src and src:sub(1, 1) == "=" and src:find(":", 2, true) then return src:sub(2) end
     end
     return nil
+end
+
+local function visible(list)
+    if list == nil or not sec.active() then return list end -- no actor/scope: nothing to filter
+    local out = {}
+    for _, e in ipairs(list) do
+        if check("registry.get", e.id) == nil then out[#out + 1] = e end
+    end
+    return out
+end
+
+local function actor_id()
+    local a = sec.module.actor()
+    return a and a:id() or nil
+end
+
+local function deny(denied, action, resource, caller)
+    B.audit(action, resource, actor_id(), caller, denied:message())
+    return nil, denied
 end
 
 local Version = {}
@@ -82,7 +104,13 @@ function Changes:apply()
     if #self._ops == 0 then
         return nil, errors._make("INVALID", "changes:apply: no changes to apply")
     end
-    local v, err = B.apply(self._ops, caller_entry())
+    local caller = caller_entry()
+    for _, o in ipairs(self._ops) do
+        local id = o.id or (type(o.entry) == "table" and o.entry.id) or "?"
+        local denied = check("registry.apply", tostring(id))
+        if denied then return deny(denied, "registry.apply", tostring(id), caller) end
+    end
+    local v, err = B.apply(self._ops, caller, actor_id())
     if v == nil then return nil, err end
     return version(v), nil
 end
@@ -93,10 +121,14 @@ Snapshot.__name = "registry.snapshot"
 local function snapshot(v) return setmetatable({ _version = v }, Snapshot) end
 function Snapshot:version() return version(self._version) end
 function Snapshot:changes() return changes() end
-function Snapshot:entries() return B.entries_at(self._version, nil) end
-function Snapshot:find(filter) return B.entries_at(self._version, filter) end
-function Snapshot:get(id) return B.get_at(self._version, id) end
-function Snapshot:namespace(ns) return B.entries_at(self._version, { [".ns"] = ns }) end
+function Snapshot:entries() local l, e = B.entries_at(self._version, nil) return visible(l), e end
+function Snapshot:find(filter) local l, e = B.entries_at(self._version, filter) return visible(l), e end
+function Snapshot:get(id)
+    local denied = check("registry.get", tostring(id))
+    if denied then return nil, denied end
+    return B.get_at(self._version, id)
+end
+function Snapshot:namespace(ns) local l, e = B.entries_at(self._version, { [".ns"] = ns }) return visible(l), e end
 
 local History = {}
 History.__index = History
@@ -116,8 +148,16 @@ function History:snapshot_at(v)
 end
 
 local M = {}
-function M.get(id) return B.get(id) end
-function M.find(filter) return B.find(filter) end
+function M.get(id)
+    local denied = check("registry.get", tostring(id))
+    if denied then return nil, denied end
+    return B.get(id)
+end
+function M.find(filter)
+    local list, err = B.find(filter)
+    if list == nil then return nil, err end
+    return visible(list), nil
+end
 function M.parse_id(s)
     if type(s) ~= "string" then return nil, errors._make("INVALID", "parse_id: expected a string") end
     local ns, name = s:match("^([^:]+):([^:]+)$")
@@ -139,7 +179,10 @@ function M.history() return setmetatable({}, History), nil end
 function M.apply_version(v)
     local n = vid(v)
     if n == nil then return nil, errors._make("INVALID", "apply_version: expected a version") end
-    return B.apply_version(n, caller_entry())
+    local caller = caller_entry()
+    local denied = check("registry.apply_version", tostring(n))
+    if denied then return deny(denied, "registry.apply_version", tostring(n), caller) end
+    return B.apply_version(n, caller, actor_id())
 end
 function M.build_delta(from, to) return B.build_delta(from, to) end
 

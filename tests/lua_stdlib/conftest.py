@@ -81,3 +81,30 @@ class Lua:
 @pytest.fixture(scope="module")
 def lua() -> Lua:
     return Lua()
+
+
+@pytest.fixture
+async def node(nats_url: str, namespace: str, tmp_path: Any) -> Any:
+    """A real registry service (NATS + DuckDB) with stores, for Lua code that touches them."""
+    from wippy.core import JetStreamEventStore, Subjects
+    from wippy.projections import AuditProjection, ProjectionDB, RegistryProjection
+    from wippy.services import RegistryService
+    from wippy.services._stores import StoreHub
+
+    from .helpers import Node
+
+    store = await JetStreamEventStore.connect(nats_url, Subjects(namespace))
+    await store.provision()
+    db = ProjectionDB(tmp_path / "p.duckdb")
+    proj = RegistryProjection(store, db)
+    await proj.start()
+    audit = AuditProjection(store, db)
+    await audit.start()
+    svc = RegistryService(proj, node="n1", audit=audit)
+    try:
+        yield Node(svc, StoreHub(svc))
+    finally:
+        await audit.aclose()
+        await proj.aclose()
+        db.close()
+        await store.aclose()

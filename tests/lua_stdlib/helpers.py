@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,3 +46,32 @@ async def run_entry(entry: Entry, *others: Entry, args: tuple[Any, ...] = (), re
         return ok, tuple(host.vm.from_lua(r) if not isinstance(r, str) else r for r in results)
     finally:
         await host.aclose()
+
+
+class Node:
+    """A registry service on the session's nats-server, a store hub, and Lua hosts on them."""
+
+    def __init__(self, svc: Any, stores: Any, *, strict: bool = False) -> None:
+        self.svc = svc
+        self.stores = stores
+        self.strict = strict
+
+    async def apply(self, *entries: Entry) -> int:
+        from wippy.core import Changeset, Op
+
+        ops = [Op("update" if self.svc.get(e.id) else "create", e.id, e) for e in entries]
+        return int((await self.svc.apply(Changeset(ops=tuple(ops)))).version)
+
+    async def run(self, entry: Entry, *others: Entry, args: tuple[Any, ...] = ()) -> tuple[bool, tuple[Any, ...]]:
+        await self.apply(entry, *others)
+        host = LuaHost(HostContext(registry=self.svc, node="n1", pid="{n1|0x1}", strict=self.strict,
+                                   stores=self.stores, audit=self.svc.record_denied))
+        try:
+            lua_args = tuple(host.vm.to_lua(a) for a in args)
+            ok, results = await host.vm.run(host.callable(entry), *lua_args)
+            out = tuple(host.vm.from_lua(r) if not isinstance(r, str) else r for r in results)
+            await asyncio.sleep(0)  # let background audit appends start
+            await host.vm.aclose()
+            return ok, out
+        finally:
+            await host.aclose()
