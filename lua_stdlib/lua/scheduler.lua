@@ -164,9 +164,11 @@ function S.run()
         local task = tasks[co]
         if task ~= nil and raw_status(co) == "suspended" then
             current_task = task
+            S.running = task -- read directly by the permission check (no call on the hot path)
             local t0 = S.total_limit > 0 and clock() or 0
             local r = resume(co, args)
             current_task = nil
+            S.running = nil
             if t0 > 0 then
                 task.cpu = task.cpu + (clock() - t0)
             end

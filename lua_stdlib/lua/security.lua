@@ -153,10 +153,12 @@ local function new_scope(policies)
         list[#list + 1] = p
         if not p._plain then plain = false end
     end
-    local s = setmetatable({ _policies = list, _plain = plain, _cache = plain and {} or nil }, Scope)
+    local s = setmetatable({ _policies = list, _plain = plain, _cache = plain and {} or nil, _cached = 0 }, Scope)
     genuine[s] = "scope"
     return s
 end
+
+local CACHE_MAX = 10000 -- decisions remembered per scope (then the cache starts over)
 
 local function decide(scope, actor, action, resource, meta)
     local cache = scope._cache
@@ -165,6 +167,11 @@ local function decide(scope, actor, action, resource, meta)
         key = action .. "\0" .. resource
         local hit = cache[key]
         if hit ~= nil then return hit end
+        scope._cached = scope._cached + 1
+        if scope._cached > CACHE_MAX then
+            cache = {}
+            scope._cache, scope._cached = cache, 1
+        end
     end
     local allowed = false
     local policies = scope._policies
@@ -235,7 +242,7 @@ local function new_actor(id, meta)
 end
 
 -- the check ------------------------------------------------------------------------------------
-local SEC = {}
+local SEC = { strict = strict }
 
 local function denied(action, resource, actor)
     local who = actor and (" for actor " .. tostring(actor._id)) or " (strict mode: no actor)"
@@ -245,7 +252,7 @@ end
 
 --- nil when the running code may do `action` on `resource`, else a PERMISSION_DENIED error.
 function SEC.check(action, resource, meta)
-    local t = current()
+    local t = S.running
     local actor, scope
     if t ~= nil then actor, scope = t.actor, t.scope end
     if actor == nil or scope == nil then
