@@ -61,6 +61,11 @@ from ._store import JetStreamEventStore as JetStreamEventStore
 from ._store import StoreSettings as StoreSettings
 from ._store import Subscription as Subscription
 from ._subjects import Subjects as Subjects
+from ._tokens import Authorizer as Authorizer
+from ._tokens import Grant as Grant
+from ._tokens import InvalidTokenError as InvalidTokenError
+from ._tokens import PermissionDeniedError as PermissionDeniedError
+from ._tokens import TokenService as TokenService
 from ._validate import RegistryView as RegistryView
 from ._validate import validate_changeset as validate_changeset
 from ._yaml import YamlError as YamlError
@@ -71,6 +76,7 @@ __all__ = [
     "POLICY_KINDS",
     "Appended",
     "AppliedOp",
+    "Authorizer",
     "Changeset",
     "ChangesetAssembler",
     "ChangesetBuilder",
@@ -82,6 +88,8 @@ __all__ = [
     "Entry",
     "EventStore",
     "FileEntry",
+    "Grant",
+    "InvalidTokenError",
     "JetStreamEventStore",
     "LoadedApp",
     "LoadedEntry",
@@ -95,6 +103,7 @@ __all__ = [
     "Op",
     "OpKind",
     "PayloadTooLargeError",
+    "PermissionDeniedError",
     "PolicySpec",
     "Record",
     "RecordError",
@@ -104,6 +113,7 @@ __all__ = [
     "StoreSettings",
     "Subjects",
     "Subscription",
+    "TokenService",
     "WippyError",
     "WriteContext",
     "YamlError",

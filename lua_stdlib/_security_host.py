@@ -2,34 +2,19 @@
 
 The decisions themselves run in Lua (lua/security.lua); this module feeds it policy data (checked
 by core._security when entries are applied), evaluates ``matches`` conditions and expression
-policies, and implements token stores on the node's stores.
-
-Tokens: ``token_length`` random bytes, base64url; with ``token_key`` a ``.`` and an HMAC-SHA256
-signature follow, checked in constant time. The backing store keeps, under the SHA-256 of the
-token (never the token itself), the actor, the scope's policy ids, optional meta and the expiry,
-with the expiry as the key's TTL. Validation rebuilds the actor and the scope; a policy that no
-longer exists makes the token unusable.
+policies, and reaches token stores through core's TokenService (shared with Python services).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
-import secrets
-import time
 from functools import lru_cache
 from typing import Any
 
-from wippy.core import DefinitionError, Entry, NotFoundError, NotImplementedFeatureError, WippyError, policy_from_entry
+from wippy.core import DefinitionError, Entry, Grant, TokenService, WippyError, policy_from_entry
 
 from ._durations import parse_go_duration
 from ._vm import LuaVM
-
-
-class InvalidTokenError(WippyError):
-    kind = "PERMISSION_DENIED"
 
 
 @lru_cache(maxsize=1024)
@@ -38,20 +23,6 @@ def _regex(pattern: str) -> re.Pattern[str] | None:
         return re.compile(pattern)
     except re.error:
         return None
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _expiration_seconds(raw: Any, default: float) -> float:
-    if raw is None:
-        return default
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return float(raw) / 1000.0  # Wippy: a number is milliseconds
-    if isinstance(raw, str):
-        return parse_go_duration(raw) / 1e9
-    raise DefinitionError("expiration must be a duration like '24h' or a number of milliseconds")
 
 
 class SecurityHost:
@@ -65,6 +36,7 @@ class SecurityHost:
         self.expr_eval = expr
         self._policies: dict[str, tuple[Entry, Any, int]] = {}
         self._tokens = 0
+        self.tokens = TokenService(registry, stores, parse_go_duration)
 
     # -- policies ------------------------------------------------------------------------------
     def policy(self, policy_id: str) -> tuple[Any, ...]:
@@ -110,84 +82,28 @@ class SecurityHost:
             return False  # a failing expression matches nothing (never grants access)
 
     # -- token stores ------------------------------------------------------------------------------
-    def _token_store(self, store_id: str) -> tuple[Entry, Any]:
-        entry = self.registry.get(store_id)
-        if entry is None or entry.kind != "security.token_store":
-            raise NotFoundError(f"token store {store_id} does not exist")
-        if self.stores is None:
-            raise NotImplementedFeatureError("no stores are available to this process")
-        return entry, self.stores.get(entry.data["store"])
-
-    def _key(self, entry: Entry) -> bytes | None:
-        raw = entry.data.get("token_key")
-        if entry.data.get("token_key_env") is not None or (isinstance(raw, str) and "${" in raw):
-            raise NotImplementedFeatureError(
-                f"{entry.id}: token_key from the environment needs the env module (not implemented yet)")
-        if raw is None or raw == "":
-            return None
-        return str(raw).encode()
-
     def token_create(self, store_id: str, actor_id: str, actor_meta: Any, policy_ids: Any,
                      opts: Any = None) -> tuple[Any, ...]:
         try:
-            entry, store = self._token_store(str(store_id))
             options = self.vm.from_lua(opts) or {}
-            default = _expiration_seconds(entry.data.get("default_expiration", "24h"), 86400.0)
-            ttl = _expiration_seconds(options.get("expiration"), default)
-            length = int(entry.data.get("token_length", 32))
-            raw = secrets.token_bytes(length)
-            token = _b64(raw)
-            key = self._key(entry)
-            if key is not None:
-                token += "." + _b64(hmac.new(key, raw, hashlib.sha256).digest())
-            record = {
-                "actor": {"id": str(actor_id), "meta": self.vm.from_lua(actor_meta) or {}},
-                "policies": self.vm.from_lua(policy_ids) or [],
-                "meta": options.get("meta") or {},
-                "expires": time.time() + ttl,
-            }
-            store.set(_storage_key(raw), record, ttl)
-            return token, None
+            if not isinstance(options, dict):
+                options = {}
+            grant = Grant(str(actor_id), self.vm.from_lua(actor_meta) or {},
+                          tuple(self.vm.from_lua(policy_ids) or ()), options.get("meta") or {})
+            return self.tokens.create(str(store_id), grant, expiration=options.get("expiration")), None
         except WippyError as exc:
             return None, self.vm.error(exc.kind, str(exc))
-        except (ValueError, KeyError, TypeError) as exc:
-            return None, self.vm.error("INVALID", f"token store {store_id}: {exc}")
-
-    def _raw(self, entry: Entry, token: str) -> bytes:
-        body, _, sig = str(token).partition(".")
-        try:
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        except ValueError as exc:
-            raise InvalidTokenError("invalid token") from exc
-        key = self._key(entry)
-        if key is not None:
-            want = _b64(hmac.new(key, raw, hashlib.sha256).digest())
-            if not hmac.compare_digest(want.encode(), sig.encode()):
-                raise InvalidTokenError("invalid token (bad signature)")
-        elif sig:
-            raise InvalidTokenError("invalid token")
-        return raw
 
     def token_validate(self, store_id: str, token: Any) -> tuple[Any, ...]:
         try:
-            entry, store = self._token_store(str(store_id))
-            raw = self._raw(entry, str(token))
-            try:
-                record = store.get(_storage_key(raw))
-            except NotFoundError as exc:
-                raise InvalidTokenError("invalid token (unknown, expired or revoked)") from exc
-            if float(record.get("expires", 0)) <= time.time():
-                raise InvalidTokenError("invalid token (expired)")
-            actor = record["actor"]
-            return actor["id"], self.vm.to_lua(actor.get("meta") or {}), self.vm.to_lua(record["policies"]), None
+            grant = self.tokens.validate(str(store_id), str(token))
         except WippyError as exc:
             return None, self.vm.error(exc.kind, str(exc)), None, None
+        return grant.actor_id, self.vm.to_lua(dict(grant.actor_meta)), self.vm.to_lua(list(grant.policy_ids)), None
 
     def token_revoke(self, store_id: str, token: Any) -> tuple[Any, ...]:
         try:
-            entry, store = self._token_store(str(store_id))
-            raw = self._raw(entry, str(token))
-            return bool(store.delete(_storage_key(raw))), None
+            return self.tokens.revoke(str(store_id), str(token)), None
         except WippyError as exc:
             return None, self.vm.error(exc.kind, str(exc))
 
@@ -197,7 +113,3 @@ class SecurityHost:
             "expr": self.expr, "token_create": self.token_create, "token_validate": self.token_validate,
             "token_revoke": self.token_revoke,
         })
-
-
-def _storage_key(raw: bytes) -> str:
-    return "wippy.token:" + hashlib.sha256(raw).hexdigest()
