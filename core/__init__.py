@@ -32,6 +32,11 @@ from ._errors import RecordError as RecordError
 from ._errors import WippyError as WippyError
 from ._errors import error_from_json as error_from_json
 from ._errors import error_to_json as error_to_json
+from ._expr import ExprError as ExprError
+from ._expr import ExprEvalError as ExprEvalError
+from ._expr import Program as ExprProgram
+from ._expr import compile_expr as compile_expr
+from ._expr import evaluate as evaluate_expr
 from ._kinds import KNOWN_KINDS as KNOWN_KINDS
 from ._kinds import iter_references as iter_references
 from ._loader import LoadedApp as LoadedApp
@@ -87,6 +92,9 @@ __all__ = [
     "DefinitionErrors",
     "Entry",
     "EventStore",
+    "ExprError",
+    "ExprEvalError",
+    "ExprProgram",
     "FileEntry",
     "Grant",
     "InvalidTokenError",
@@ -120,9 +128,11 @@ __all__ = [
     "append_changeset",
     "apply_ops",
     "canonical_json",
+    "compile_expr",
     "diff_states",
     "error_from_json",
     "error_to_json",
+    "evaluate_expr",
     "evaluate_policies",
     "find_nats_server",
     "iter_references",

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lark import Token, Tree
+
 from ._errors import DefinitionError, WippyError
+from ._expr_grammar import positioned_parse
 
 #: Longest sub-expression quoted in a runtime error message.
 _SNIPPET_MAX = 60
@@ -61,21 +64,52 @@ class OpError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Where:
-    """A node's place in the source, kept by compiled closures that can fail."""
+    """A node of the parsed tree, kept by compiled closures that can fail.
 
-    snippet: str
-    line: int
-    column: int
+    The fast parse carries no positions; on an error the source is parsed again with
+    positions and the node found at the same path, so only failures pay for locating.
+    """
 
-    @staticmethod
-    def of(source: str, start: int, end: int, line: int, column: int) -> Where:
-        text = " ".join(source[start:end].split())
+    source: str
+    root: Tree[Token]
+    node: Tree[Token] | Token
+
+    def locate(self) -> tuple[str, int, int]:
+        """The node's source text (shortened), line and column."""
+        node = self.node
+        if isinstance(node, Token):
+            start, end, line, column = node.start_pos, node.end_pos, node.line, node.column
+        else:
+            path = _path(self.root, node) or []
+            found: Tree[Token] | Token = positioned_parse(self.source)
+            for i in path:
+                assert isinstance(found, Tree)
+                found = found.children[i]
+            if isinstance(found, Token):  # pragma: no cover - paths lead to trees
+                start, end, line, column = found.start_pos, found.end_pos, found.line, found.column
+            else:
+                m = found.meta
+                start, end, line, column = m.start_pos, m.end_pos, m.line, m.column
+        text = " ".join(self.source[start or 0 : end or 0].split())
         if len(text) > _SNIPPET_MAX:
             text = text[: _SNIPPET_MAX - 3] + "..."
-        return Where(text, line, column)
+        return text, line or 1, column or 1
 
     def fail(self, reason: str) -> ExprEvalError:
-        return ExprEvalError(reason, snippet=self.snippet, line=self.line, column=self.column)
+        snippet, line, column = self.locate()
+        return ExprEvalError(reason, snippet=snippet, line=line, column=column)
 
     def syntax(self, reason: str) -> ExprError:
-        return ExprError(reason, line=self.line, column=self.column)
+        _, line, column = self.locate()
+        return ExprError(reason, line=line, column=column)
+
+
+def _path(tree: Tree[Token], target: Tree[Token]) -> list[int] | None:
+    if tree is target:
+        return []
+    for i, child in enumerate(tree.children):
+        if isinstance(child, Tree):
+            sub = _path(child, target)
+            if sub is not None:
+                return [i, *sub]
+    return None

@@ -128,7 +128,7 @@ def div(a: Any, b: Any) -> float:
         if x == 0 or math.isnan(x):
             return math.nan
         return math.copysign(math.inf, x) * math.copysign(1.0, y)
-    return x / y
+    return float(x / y)
 
 
 def mod(a: Any, b: Any) -> int:
@@ -163,6 +163,12 @@ def negate(v: Any) -> Any:
     if not is_number(v):
         raise OpError(f"invalid operation: -{kind(v)}")
     return -v
+
+
+def plus(v: Any) -> Any:
+    if not is_number(v):
+        raise OpError(f"invalid operation: +{kind(v)}")
+    return v
 
 
 def make_range(a: Any, b: Any) -> list[int]:

@@ -26,7 +26,8 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from ._entry import Entry
-from ._errors import DefinitionError
+from ._errors import DefinitionError, WippyError
+from ._expr import ExprError, compile_expr
 
 Decision = Literal["allow", "deny", "undefined"]
 OPERATORS = frozenset(
@@ -95,6 +96,10 @@ def policy_from_entry(entry: Entry) -> PolicySpec:
         if not isinstance(expression, str) or not expression.strip():
             raise DefinitionError("an expression policy needs a non-empty `expression`", entry=entry.id,
                                   field="policy.expression")
+        try:
+            compile_expr(expression)
+        except ExprError as exc:
+            raise DefinitionError(f"invalid expression: {exc}", entry=entry.id, field="policy.expression") from exc
     else:
         raw = body.get("conditions") or []
         if not isinstance(raw, list):
@@ -220,7 +225,10 @@ def policy_applies(p: PolicySpec, req: Request, expr_eval: ExprEval = None) -> b
             return False
         env = {"actor": {"id": req.actor_id, "meta": dict(req.actor_meta)}, "action": req.action,
                "resource": req.resource, "meta": dict(req.meta)}
-        return expr_eval(p.expression, env) is True
+        try:
+            return expr_eval(p.expression, env) is True
+        except WippyError:
+            return False  # an expression that fails to evaluate matches nothing: it never grants access
     for c in p.conditions:
         left = _field(c.field, req)
         right = _field(c.value_from, req) if c.value_from is not None else c.value

@@ -14,17 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from wippy.core import ConfigError, Entry, NotFoundError
+from wippy.core import ConfigError, Entry, NotFoundError, evaluate_expr
 from wippy.lua_stdlib import HostContext, LuaCodeError, LuaHost, LuaSettings, Stdio
 
 _pids = itertools.count(1)
 
 
 def _expr_evaluator() -> Any:
-    """The expr-lang evaluator, when this build has it (security.policy.expr needs it)."""
-    import wippy.core
-
-    return getattr(wippy.core, "evaluate_expr", None)
+    """The expr-lang evaluator (security.policy.expr needs it)."""
+    return evaluate_expr
 
 
 @dataclass(frozen=True, slots=True)

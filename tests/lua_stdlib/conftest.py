@@ -86,7 +86,7 @@ def lua() -> Lua:
 @pytest.fixture
 async def node(nats_url: str, namespace: str, tmp_path: Any) -> Any:
     """A real registry service (NATS + DuckDB) with stores, for Lua code that touches them."""
-    from wippy.core import JetStreamEventStore, Subjects
+    from wippy.core import JetStreamEventStore, Subjects, evaluate_expr
     from wippy.projections import AuditProjection, ProjectionDB, RegistryProjection
     from wippy.services import RegistryService
     from wippy.services._stores import StoreHub
@@ -102,7 +102,7 @@ async def node(nats_url: str, namespace: str, tmp_path: Any) -> Any:
     await audit.start()
     svc = RegistryService(proj, node="n1", audit=audit)
     try:
-        yield Node(svc, StoreHub(svc))
+        yield Node(svc, StoreHub(svc), expr=evaluate_expr)
     finally:
         await audit.aclose()
         await proj.aclose()

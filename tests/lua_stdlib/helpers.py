@@ -51,10 +51,11 @@ async def run_entry(entry: Entry, *others: Entry, args: tuple[Any, ...] = (), re
 class Node:
     """A registry service on the session's nats-server, a store hub, and Lua hosts on them."""
 
-    def __init__(self, svc: Any, stores: Any, *, strict: bool = False) -> None:
+    def __init__(self, svc: Any, stores: Any, *, strict: bool = False, expr: Any = None) -> None:
         self.svc = svc
         self.stores = stores
         self.strict = strict
+        self.expr = expr
 
     async def apply(self, *entries: Entry) -> int:
         from wippy.core import Changeset, Op
@@ -65,7 +66,7 @@ class Node:
     async def run(self, entry: Entry, *others: Entry, args: tuple[Any, ...] = ()) -> tuple[bool, tuple[Any, ...]]:
         await self.apply(entry, *others)
         host = LuaHost(HostContext(registry=self.svc, node="n1", pid="{n1|0x1}", strict=self.strict,
-                                   stores=self.stores, audit=self.svc.record_denied))
+                                   stores=self.stores, audit=self.svc.record_denied, expr=self.expr))
         try:
             lua_args = tuple(host.vm.to_lua(a) for a in args)
             ok, results = await host.vm.run(host.callable(entry), *lua_args)

@@ -315,3 +315,33 @@ async def test_lua_and_python_decide_alike(node: Node, specs: list[Any], actor: 
     """, modules=["security"]), *entries, args=(actor, role, level, ACTIONS, RESOURCES, group))
     assert ok, res
     assert res[0] == expected
+
+
+async def test_expression_policies(node: Node) -> None:
+    expr_policy = Entry("app.sec:expr", "security.policy.expr", {}, {
+        "policy": {"actions": "*", "resources": "*",
+                   "expression": 'actor.meta.role == "editor" && resource startsWith "doc:" && meta.size < 10'},
+        "groups": ["app.sec:editors"]})
+    ok, res = await node.run(fn("app:t", """
+        local security = require("security")
+        return { call = function()
+            local scope = security.named_scope("app.sec:editors")
+            local editor = security.new_actor("e1", {role = "editor"})
+            local viewer = security.new_actor("v1", {role = "viewer"})
+            return {scope:evaluate(editor, "doc.write", "doc:1", {size = 3}),
+                    scope:evaluate(editor, "doc.write", "doc:1", {size = 30}),
+                    scope:evaluate(viewer, "doc.write", "doc:1", {size = 3}),
+                    scope:evaluate(editor, "doc.write", "img:1", {size = 3})}
+        end }
+    """, modules=["security"]), expr_policy)
+    assert ok, res
+    assert res[0] == ["allow", "undefined", "undefined", "undefined"]
+
+
+async def test_an_expression_policy_that_does_not_parse_is_refused(node: Node) -> None:
+    from wippy.core import Changeset, Op
+
+    bad = Entry("app.sec:badexpr", "security.policy.expr", {},
+                {"policy": {"actions": "*", "resources": "*", "expression": "actor.id == "}})
+    with pytest.raises(DefinitionErrors, match=r"app\.sec:badexpr.*policy\.expression.*invalid expression"):
+        await node.svc.apply(Changeset(ops=(Op("create", bad.id, bad),)))
