@@ -71,7 +71,9 @@ from ._tokens import Grant as Grant
 from ._tokens import InvalidTokenError as InvalidTokenError
 from ._tokens import PermissionDeniedError as PermissionDeniedError
 from ._tokens import TokenService as TokenService
+from ._validate import KindCheck as KindCheck
 from ._validate import RegistryView as RegistryView
+from ._validate import register_kind_check as register_kind_check
 from ._validate import validate_changeset as validate_changeset
 from ._yaml import YamlError as YamlError
 from ._yaml import loads as load_yaml
@@ -99,6 +101,7 @@ __all__ = [
     "Grant",
     "InvalidTokenError",
     "JetStreamEventStore",
+    "KindCheck",
     "LoadedApp",
     "LoadedEntry",
     "LogError",
@@ -143,6 +146,7 @@ __all__ = [
     "parse_id",
     "plan_files_apply",
     "policy_from_entry",
+    "register_kind_check",
     "register_native_component",
     "register_type",
     "squash",

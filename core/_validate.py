@@ -6,7 +6,7 @@ looked up, and for deleted entries only their known referrers are re-checked.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Protocol
 
 from ._changeset import Op
@@ -95,16 +95,34 @@ def validate_changeset(view: RegistryView, ops: Iterable[Op]) -> list[str]:
     return warnings
 
 
+#: Checks of one kind's fields: the entry -> the problems found (each naming entry and field).
+KindCheck = Callable[[Entry], list[DefinitionError]]
+_KIND_CHECKS: dict[str, list[KindCheck]] = {}
+
+
+def register_kind_check(kinds: Iterable[str], check: KindCheck) -> None:
+    """Run ``check`` on every created or updated entry of these kinds before a changeset is appended."""
+    for kind in kinds:
+        _KIND_CHECKS.setdefault(kind, []).append(check)
+
+
+def _policy_errors(entry: Entry) -> list[DefinitionError]:
+    try:
+        policy_from_entry(entry)
+    except DefinitionError as exc:
+        return [exc]
+    return []
+
+
+register_kind_check(POLICY_KINDS, _policy_errors)
+register_kind_check(["security.token_store"], token_store_errors)
+
+
 def _kind_errors(entry: Entry, origin: str | None) -> list[DefinitionError]:
-    """Kind-specific checks of an entry's fields (the kinds whose mistakes would open access)."""
+    """Kind-specific checks of an entry's fields (the kinds whose mistakes would open access or break use)."""
     found: list[DefinitionError] = []
-    if entry.kind in POLICY_KINDS:
-        try:
-            policy_from_entry(entry)
-        except DefinitionError as exc:
-            found.append(exc)
-    elif entry.kind == "security.token_store":
-        found.extend(token_store_errors(entry))
+    for check in _KIND_CHECKS.get(entry.kind, ()):
+        found.extend(check(entry))
     return [DefinitionError(e.reason, where=origin, entry=e.entry, field=e.field) for e in found]
 
 

@@ -5,12 +5,9 @@ and timers), json (encode/decode); globals: channel, errors, payload, print, pro
 Every other module Wippy documents raises UNAVAILABLE when required.
 """
 
-from . import _mod_funcs as _mod_funcs  # registers funcs, ctx
-from . import _mod_io as _mod_io  # registers io
-from . import _mod_json as _mod_json  # registers json
-from . import _mod_registry as _mod_registry  # registers registry
-from . import _mod_security as _mod_security  # registers security, store
-from . import _mod_time as _mod_time  # registers time
+import importlib as _importlib
+import pkgutil as _pkgutil
+
 from ._durations import parse_go_duration as parse_go_duration
 from ._host import HostContext as HostContext
 from ._host import LuaCodeError as LuaCodeError
@@ -22,6 +19,11 @@ from ._mod_io import Stdio as Stdio
 from ._vm import LuaSettings as LuaSettings
 from ._vm import LuaVM as LuaVM
 from ._vm import Pending as Pending
+
+# Every `_mod_<name>.py` here registers its modules with `register_module` when imported.
+for _info in _pkgutil.iter_modules(__path__):
+    if _info.name.startswith("_mod_"):
+        _importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = [
     "HostContext",
