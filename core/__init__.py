@@ -16,9 +16,17 @@ from ._changeset import squash as squash
 from ._components import NativeComponent as NativeComponent
 from ._components import native_components as native_components
 from ._components import register_native_component as register_native_component
+from ._contracts import BINDING_KIND as CONTRACT_BINDING_KIND
+from ._contracts import DEFINITION_KIND as CONTRACT_DEFINITION_KIND
+from ._contracts import BoundContract as BoundContract
+from ._contracts import bound_contracts as bound_contracts
 from ._entry import Entry as Entry
 from ._entry import canonical_json as canonical_json
 from ._entry import parse_id as parse_id
+from ._env import EnvLookup as EnvLookup
+from ._env import EnvVariable as EnvVariable
+from ._env import resolve_entry as resolve_entry
+from ._env import resolve_entry_data as resolve_entry_data
 from ._errors import ConfigError as ConfigError
 from ._errors import ConflictError as ConflictError
 from ._errors import DefinitionError as DefinitionError
@@ -79,11 +87,14 @@ from ._yaml import YamlError as YamlError
 from ._yaml import loads as load_yaml
 
 __all__ = [
+    "CONTRACT_BINDING_KIND",
+    "CONTRACT_DEFINITION_KIND",
     "KNOWN_KINDS",
     "POLICY_KINDS",
     "Appended",
     "AppliedOp",
     "Authorizer",
+    "BoundContract",
     "Changeset",
     "ChangesetAssembler",
     "ChangesetBuilder",
@@ -93,6 +104,8 @@ __all__ = [
     "DefinitionError",
     "DefinitionErrors",
     "Entry",
+    "EnvLookup",
+    "EnvVariable",
     "EventStore",
     "ExprError",
     "ExprEvalError",
@@ -130,6 +143,7 @@ __all__ = [
     "YamlError",
     "append_changeset",
     "apply_ops",
+    "bound_contracts",
     "canonical_json",
     "compile_expr",
     "diff_states",
@@ -149,6 +163,8 @@ __all__ = [
     "register_kind_check",
     "register_native_component",
     "register_type",
+    "resolve_entry",
+    "resolve_entry_data",
     "squash",
     "validate_changeset",
 ]

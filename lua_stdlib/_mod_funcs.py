@@ -4,8 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._durations import parse_go_duration
 from ._host import LuaCodeError, LuaHost, register_module
 from ._vm import _source
+
+
+def _duration_ms(value: Any) -> float | None:
+    """A retry delay: milliseconds as a number, or a Go duration string; None when absent or invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        try:
+            return parse_go_duration(value) / 1e6
+        except ValueError:
+            return None
+    return None
 
 
 def _library(host: LuaHost) -> Any:
@@ -33,7 +50,7 @@ def _library(host: LuaHost) -> Any:
         return fn, None
 
     lib = vm.rt.execute(_source("funcs.lua"), vm.S, vm.errors, vm.channel, host.payload, resolve,
-                        host.readonly, host.security)
+                        host.readonly, host.security, _duration_ms)
     host.extras["funcs"] = lib
     return lib
 

@@ -5,14 +5,17 @@
 --   ctx.get(key) -> value, err(NOT_FOUND); ctx.all() -> table
 -- A callee that raises gives the caller (nil, error object with the Lua traceback); a callee's
 -- own `return nil, err` passes through. Arguments and results are copied, as between processes.
+-- Executor options `retry = {max_attempts, initial_delay, max_delay, backoff_factor, jitter,
+-- retry_kinds, skip_kinds}` call again after a retryable failure, waiting between attempts.
 
-local S, errors, channel, payload, resolve, readonly, sec = ...
+local S, errors, channel, payload, resolve, readonly, sec, duration_ms = ...
 local check = sec.check
 local strict = sec.strict
 local pack, unpack, type, pairs, setmetatable, getmetatable, tostring, xpcall, select =
     table.pack, table.unpack, type, pairs, setmetatable, getmetatable, tostring, xpcall, select
 local traceback = debug.traceback
 local current = S.current
+local random, min, floor = math.random, math.min, math.floor
 
 local function copy(v, depth)
     if type(v) ~= "table" or getmetatable(v) ~= nil then return v end
@@ -70,8 +73,69 @@ local function permitted(opts, id)
     return nil
 end
 
+-- Failures a retry policy may repeat: never one marked not retryable, nor (unless the policy lists
+-- kinds) INVALID, PERMISSION_DENIED or INTERNAL; a plain value raised or returned counts as UNKNOWN.
+local NEVER_RETRIED = { INVALID = true, PERMISSION_DENIED = true, INTERNAL = true }
+
+local function listed(list, kind)
+    for _, k in pairs(list) do if k == kind then return true end end
+    return false
+end
+
+local function retryable(policy, err)
+    local kind = "UNKNOWN"
+    if errors._is(err) then
+        if err._retryable == false then return false end
+        kind = err._kind
+    end
+    if type(policy.skip_kinds) == "table" and listed(policy.skip_kinds, kind) then return false end
+    if type(policy.retry_kinds) == "table" and next(policy.retry_kinds) ~= nil then
+        return listed(policy.retry_kinds, kind)
+    end
+    return not NEVER_RETRIED[kind]
+end
+
+local function number_of(v, default)
+    if type(v) == "number" and v >= 0 then return v end
+    return default
+end
+
+-- Milliseconds to wait before attempt `attempt` + 1 (the first retry waits initial_delay).
+local function delay_ms(policy, attempt)
+    local initial = duration_ms(policy.initial_delay) or 100
+    local cap = duration_ms(policy.max_delay) or 10000
+    local factor = number_of(policy.backoff_factor, 2)
+    if factor <= 0 then factor = 1 end
+    local jitter = number_of(policy.jitter, 0.1)
+    local d = min(initial * factor ^ (attempt - 1), cap)
+    if jitter > 0 then d = d + (random() * 2 - 1) * d * jitter end
+    if d < 0 then d = 0 end
+    return d
+end
+
+local function once(fn, n, args)
+    local r
+    if n == 0 then r = pack(xpcall(fn, on_error)) else r = pack(xpcall(fn, on_error, unpack(args, 1, n))) end
+    if not r[1] then return nil, r[2] end
+    return copy(r[2]), r[3]
+end
+
+local function attempts(fn, n, args, policy)
+    local max = floor(number_of(policy.max_attempts, 1))
+    local value, err = once(fn, n, copy(args))
+    local attempt = 1
+    while err ~= nil and attempt < max and retryable(policy, err) do
+        local wait = delay_ms(policy, attempt)
+        if wait > 0 then S.request({ kind = "sleep", seconds = wait / 1000 }) end
+        attempt = attempt + 1
+        value, err = once(fn, n, copy(args))
+    end
+    return value, err
+end
+
 -- Run fn in the current task with the executor's context, restoring the caller's afterwards.
--- (`unchecked` skips the permission check: only for measuring what the check costs.)
+-- (`unchecked` skips the permission check: for measuring what the check costs, and for callers
+-- that made their own check, like contract method calls.)
 local function call_with(opts, id, unchecked, ...)
     local bad = check_id(id)
     if bad then return nil, bad end
@@ -94,11 +158,15 @@ local function call_with(opts, id, unchecked, ...)
         if opts.scope ~= nil then task.scope = opts.scope end
     end
     local n, args = copy_all(...)
-    local r
-    if n == 0 then r = pack(xpcall(fn, on_error)) else r = pack(xpcall(fn, on_error, unpack(args, 1, n))) end
+    local value, failure
+    local policy = opts and opts.options and opts.options.retry
+    if type(policy) == "table" and task then
+        value, failure = attempts(fn, n, args, policy)
+    else
+        value, failure = once(fn, n, args)
+    end
     if task and opts then task.ctx, task.actor, task.scope = saved_ctx, saved_actor, saved_scope end
-    if not r[1] then return nil, r[2] end
-    return copy(r[2]), r[3]
+    return value, failure
 end
 
 local Future = {}
@@ -127,11 +195,13 @@ function Future:cancel()
     return true
 end
 
-local function async_with(opts, id, ...)
+local function async_with(opts, id, unchecked, ...)
     local bad = check_id(id)
     if bad then return nil, bad end
-    local denied = permitted(opts, id)
-    if denied then return nil, denied end
+    if not unchecked then
+        local denied = permitted(opts, id)
+        if denied then return nil, denied end
+    end
     local fn, err = resolve(id)
     if fn == nil then return nil, err end
     local fut = setmetatable({ _ch = channel.new(1), _done = false, _canceled = false }, Future)
@@ -150,7 +220,12 @@ local function async_with(opts, id, ...)
         end
         fut._ch:close()
     end
-    local co, task = S.spawn(function(...) return fn(...) end, done, nil, unpack(args or {}, 1, n))
+    local body = fn
+    local policy = opts and opts.options and opts.options.retry
+    if type(policy) == "table" then
+        body = function(...) return attempts(fn, select("#", ...), pack(...), policy) end
+    end
+    local co, task = S.spawn(body, done, nil, unpack(args or {}, 1, n))
     task.ctx = merged(parent and parent.ctx, opts and opts.context)
     task.actor = (opts and opts.actor) or (parent and parent.actor)
     task.scope = (opts and opts.scope) or (parent and parent.scope)
@@ -183,11 +258,11 @@ function Executor:with_scope(s)
 end
 function Executor:with_options(o) return with(self, "options", merged(self._opts.options, o)) end
 function Executor:call(id, ...) return call_with(self._opts, id, false, ...) end
-function Executor:async(id, ...) return async_with(self._opts, id, ...) end
+function Executor:async(id, ...) return async_with(self._opts, id, false, ...) end
 
 local funcs = {
     call = function(id, ...) return call_with(nil, id, false, ...) end,
-    async = function(id, ...) return async_with(nil, id, ...) end,
+    async = function(id, ...) return async_with(nil, id, false, ...) end,
     new = function() return executor({}) end,
 }
 
@@ -207,4 +282,7 @@ local ctx = {
 }
 
 return { funcs = funcs, ctx = ctx, copy = copy,
-         call_unchecked = function(id, ...) return call_with(nil, id, true, ...) end }
+         call_unchecked = function(id, ...) return call_with(nil, id, true, ...) end,
+         -- for modules that made their own permission check (contract): opts = {context, actor, scope, options}
+         invoke = function(opts, id, ...) return call_with(opts, id, true, ...) end,
+         invoke_async = function(opts, id, ...) return async_with(opts, id, true, ...) end }
