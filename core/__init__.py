@@ -23,8 +23,13 @@ from ._contracts import bound_contracts as bound_contracts
 from ._entry import Entry as Entry
 from ._entry import canonical_json as canonical_json
 from ._entry import parse_id as parse_id
+from ._env import STORAGE_KINDS as ENV_STORAGE_KINDS
 from ._env import EnvLookup as EnvLookup
 from ._env import EnvVariable as EnvVariable
+from ._env import env_file_spec as env_file_spec
+from ._env import env_router_storages as env_router_storages
+from ._env import env_static_values as env_static_values
+from ._env import env_variable_from_entry as env_variable_from_entry
 from ._env import resolve_entry as resolve_entry
 from ._env import resolve_entry_data as resolve_entry_data
 from ._errors import ConfigError as ConfigError
@@ -56,6 +61,9 @@ from ._merge import plan_files_apply as plan_files_apply
 from ._records import Record as Record
 from ._records import new_traceparent as new_traceparent
 from ._records import register_type as register_type
+from ._regex import RegexError as RegexError
+from ._regex import compile_re2 as compile_re2
+from ._regex import re2_search as re2_search
 from ._registry_log import Appended as Appended
 from ._registry_log import ChangesetAssembler as ChangesetAssembler
 from ._registry_log import DecodedChangeset as DecodedChangeset
@@ -89,6 +97,7 @@ from ._yaml import loads as load_yaml
 __all__ = [
     "CONTRACT_BINDING_KIND",
     "CONTRACT_DEFINITION_KIND",
+    "ENV_STORAGE_KINDS",
     "KNOWN_KINDS",
     "POLICY_KINDS",
     "Appended",
@@ -131,6 +140,7 @@ __all__ = [
     "PolicySpec",
     "Record",
     "RecordError",
+    "RegexError",
     "RegistryView",
     "Request",
     "ServerSettings",
@@ -146,7 +156,12 @@ __all__ = [
     "bound_contracts",
     "canonical_json",
     "compile_expr",
+    "compile_re2",
     "diff_states",
+    "env_file_spec",
+    "env_router_storages",
+    "env_static_values",
+    "env_variable_from_entry",
     "error_from_json",
     "error_to_json",
     "evaluate_expr",
@@ -160,6 +175,7 @@ __all__ = [
     "parse_id",
     "plan_files_apply",
     "policy_from_entry",
+    "re2_search",
     "register_kind_check",
     "register_native_component",
     "register_type",

@@ -8,15 +8,13 @@ called them adds where it happened.
 
 from __future__ import annotations
 
-import functools
 import math
-import re
-import warnings
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from ._expr_errors import OpError
+from ._regex import RegexError, compile_re2
 
 NUMBER_TYPES = (int, float)
 MAX_RANGE = 1_000_000
@@ -241,68 +239,12 @@ def string_test(op: str, a: Any, b: Any) -> bool:
     return regex(b).search(a) is not None
 
 
-# Go RE2 -> Python re. Both are leftmost-first; these are the spellings that differ.
-_POSIX_CLASSES = {
-    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": "\\x00-\\x7f", "blank": "\\t ",
-    "cntrl": "\\x00-\\x1f\\x7f", "digit": "0-9", "graph": "!-~", "lower": "a-z",
-    "print": " -~", "punct": "!-/:-@\\[-`{-~", "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z",
-    "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f",
-}  # fmt: skip
-_POSIX = re.compile(r"\[:(\^?)([a-z]+):\]")
-_MULTILINE_FLAG = re.compile(r"\(\?[a-zA-Z]*m")
-
-
-def translate_regex(pattern: str) -> str:
-    """Rewrite RE2 syntax that Python's ``re`` spells differently (see the module docs)."""
-    out: list[str] = []
-    i, n, in_class = 0, len(pattern), False
-    multiline = _MULTILINE_FLAG.search(pattern) is not None
-    while i < n:
-        c = pattern[i]
-        if c == "\\" and i + 1 < n:
-            nxt = pattern[i + 1]
-            if nxt in "pP":
-                raise OpError("unicode classes (\\p{...}) are not supported in matches")
-            out.append("\\Z" if nxt == "z" and not in_class else c + nxt)
-            i += 2
-            continue
-        if in_class:
-            m = _POSIX.match(pattern, i)
-            if m and m.group(2) in _POSIX_CLASSES:
-                if m.group(1):
-                    raise OpError("negated POSIX classes ([:^name:]) are not supported in matches")
-                out.append(_POSIX_CLASSES[m.group(2)])
-                i = m.end()
-                continue
-            if c == "]" and out and out[-1] not in ("[", "[^"):
-                in_class = False
-            out.append(c)
-        elif c == "[":
-            in_class = True
-            out.append("[^" if pattern.startswith("^", i + 1) else "[")
-            i += 2 if pattern.startswith("^", i + 1) else 1
-            continue
-        elif c == "$" and not multiline:
-            out.append("\\Z")  # Go's `$` is the end of the text, never before a final newline
-        elif pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
-            out.append("(?P<")
-            i += 3
-            continue
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
-
-
-@functools.lru_cache(maxsize=512)
-def regex(pattern: str) -> re.Pattern[str]:
-    """A compiled ``matches`` pattern; ``\\d \\w \\s \\b`` are ASCII-only as in RE2."""
+def regex(pattern: str) -> Any:
+    """A compiled ``matches`` pattern, with Go's RE2 semantics."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return re.compile(translate_regex(pattern), re.ASCII)
-    except re.error as exc:
-        raise OpError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return compile_re2(pattern)
+    except RegexError as exc:
+        raise OpError(str(exc)) from None
 
 
 def go_string(v: Any) -> str:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from ._entry import Entry
 from ._errors import DefinitionError, WippyError
 from ._expr import ExprError, compile_expr
+from ._regex import RegexError, compile_re2, re2_search
 
 Decision = Literal["allow", "deny", "undefined"]
 OPERATORS = frozenset(
@@ -123,10 +124,9 @@ def policy_from_entry(entry: Entry) -> PolicySpec:
                 raise DefinitionError(f"{op} needs a list value", entry=entry.id, field=f"{where}.value")
             if op in ("matches", "nmatches") and value_from is None:
                 try:
-                    re.compile(str(c.get("value")))
-                except re.error as exc:
-                    raise DefinitionError(f"invalid regular expression: {exc}", entry=entry.id,
-                                          field=f"{where}.value") from exc
+                    compile_re2(str(c.get("value")))
+                except RegexError as exc:
+                    raise DefinitionError(str(exc), entry=entry.id, field=f"{where}.value") from exc
             conditions.append(Condition(field, op, c.get("value"), value_from))
     return PolicySpec(entry.id, effect, actions, resources, tuple(conditions), expression, tuple(groups_raw))
 
@@ -208,7 +208,10 @@ def _compare(op: str, left: Any, right: Any) -> bool:
             found = False
         return found if op == "contains" else not found
     if op in ("matches", "nmatches"):
-        found = isinstance(left, str) and re.search(str(right), left) is not None
+        try:
+            found = isinstance(left, str) and re2_search(str(right), left)
+        except RegexError:  # a pattern from value_from that is not one: the condition does not hold
+            found = False
         return found if op == "matches" else not found
     return False
 

@@ -7,28 +7,27 @@ policies, and reaches token stores through core's TokenService (shared with Pyth
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
 from typing import Any
 
-from wippy.core import DefinitionError, Entry, Grant, TokenService, WippyError, policy_from_entry
+from wippy.core import (
+    DefinitionError,
+    Entry,
+    Grant,
+    RegexError,
+    TokenService,
+    WippyError,
+    policy_from_entry,
+    re2_search,
+)
 
 from ._durations import parse_go_duration
 from ._vm import LuaVM
 
 
-@lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
-
-
 class SecurityHost:
     """Bridge functions for lua/security.lua, for one Lua host."""
 
-    def __init__(self, vm: LuaVM, registry: Any, *, strict: bool, stores: Any, expr: Any) -> None:
+    def __init__(self, vm: LuaVM, registry: Any, *, strict: bool, stores: Any, expr: Any, env: Any = None) -> None:
         self.vm = vm
         self.registry = registry
         self.strict = strict
@@ -36,7 +35,7 @@ class SecurityHost:
         self.expr_eval = expr
         self._policies: dict[str, tuple[Entry, Any, int]] = {}
         self._tokens = 0
-        self.tokens = TokenService(registry, stores, parse_go_duration)
+        self.tokens = TokenService(registry, stores, parse_go_duration, env=env.lookup if env is not None else None)
 
     # -- policies ------------------------------------------------------------------------------
     def policy(self, policy_id: str) -> tuple[Any, ...]:
@@ -67,8 +66,11 @@ class SecurityHost:
         return self.vm.to_lua(ids), None
 
     def regex(self, pattern: str, text: str) -> bool:
-        compiled = _regex(str(pattern))
-        return compiled is not None and compiled.search(str(text)) is not None
+        """A ``matches`` condition (RE2); a pattern that is not one does not match."""
+        try:
+            return re2_search(str(pattern), str(text))
+        except RegexError:
+            return False
 
     def expr(self, expression: str, actor_id: Any, actor_meta: Any, action: str, resource: str,  # noqa: PLR0917 - called from Lua
              meta: Any) -> bool:
