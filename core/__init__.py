@@ -23,6 +23,15 @@ from ._contracts import bound_contracts as bound_contracts
 from ._entry import Entry as Entry
 from ._entry import canonical_json as canonical_json
 from ._entry import parse_id as parse_id
+from ._env import STORAGE_KINDS as ENV_STORAGE_KINDS
+from ._env import EnvLookup as EnvLookup
+from ._env import EnvVariable as EnvVariable
+from ._env import env_file_spec as env_file_spec
+from ._env import env_router_storages as env_router_storages
+from ._env import env_static_values as env_static_values
+from ._env import env_variable_from_entry as env_variable_from_entry
+from ._env import resolve_entry as resolve_entry
+from ._env import resolve_entry_data as resolve_entry_data
 from ._errors import ConfigError as ConfigError
 from ._errors import ConflictError as ConflictError
 from ._errors import DefinitionError as DefinitionError
@@ -88,6 +97,7 @@ from ._yaml import loads as load_yaml
 __all__ = [
     "CONTRACT_BINDING_KIND",
     "CONTRACT_DEFINITION_KIND",
+    "ENV_STORAGE_KINDS",
     "KNOWN_KINDS",
     "POLICY_KINDS",
     "Appended",
@@ -103,6 +113,8 @@ __all__ = [
     "DefinitionError",
     "DefinitionErrors",
     "Entry",
+    "EnvLookup",
+    "EnvVariable",
     "EventStore",
     "ExprError",
     "ExprEvalError",
@@ -146,6 +158,10 @@ __all__ = [
     "compile_expr",
     "compile_re2",
     "diff_states",
+    "env_file_spec",
+    "env_router_storages",
+    "env_static_values",
+    "env_variable_from_entry",
     "error_from_json",
     "error_to_json",
     "evaluate_expr",
@@ -163,6 +179,8 @@ __all__ = [
     "register_kind_check",
     "register_native_component",
     "register_type",
+    "resolve_entry",
+    "resolve_entry_data",
     "squash",
     "validate_changeset",
 ]

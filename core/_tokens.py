@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ._entry import Entry
+from ._env import EnvLookup, resolve_entry_data
 from ._errors import DefinitionError, NotFoundError, NotImplementedFeatureError, WippyError
 from ._security import PolicySpec, Request, evaluate, policy_from_entry
 
@@ -81,10 +82,13 @@ def expiration_seconds(raw: Any, default: float, parse_duration: Callable[[str],
 class TokenService:
     """create/validate/revoke against token store entries and the node's stores."""
 
-    def __init__(self, registry: Registry, stores: Any, parse_duration: Callable[[str], int]) -> None:
+    def __init__(self, registry: Registry, stores: Any, parse_duration: Callable[[str], int], *,
+                 env: EnvLookup | None = None) -> None:
         self._registry = registry
         self._stores = stores
         self._parse = parse_duration
+        self._env = env or _no_env
+        self._keys: dict[str, tuple[Entry, bytes | None]] = {}
 
     def _store(self, store_id: str) -> tuple[Entry, KeyValueStore]:
         entry = self._registry.get(store_id)
@@ -94,15 +98,15 @@ class TokenService:
             raise NotImplementedFeatureError("no stores are available here")
         return entry, self._stores.get(entry.data["store"])
 
-    @staticmethod
-    def _key(entry: Entry) -> bytes | None:
-        raw = entry.data.get("token_key")
-        if entry.data.get("token_key_env") is not None or (isinstance(raw, str) and "${" in raw):
-            raise NotImplementedFeatureError(
-                f"{entry.id}: token_key from the environment needs the env module (not implemented yet)")
-        if raw is None or raw == "":
-            return None
-        return str(raw).encode()
+    def _key(self, entry: Entry) -> bytes | None:
+        """The entry's token_key, env placeholders resolved once per entry version (as Wippy decodes it)."""
+        cached = self._keys.get(entry.id)
+        if cached is not None and cached[0] is entry:
+            return cached[1]
+        raw = resolve_entry_data(entry.data, self._env, entry_id=entry.id).get("token_key")
+        key = None if raw is None or raw == "" else str(raw).encode()
+        self._keys[entry.id] = (entry, key)
+        return key
 
     def create(self, store_id: str, grant: Grant, *, expiration: Any = None) -> str:
         entry, store = self._store(store_id)
@@ -149,6 +153,11 @@ class TokenService:
     def revoke(self, store_id: str, token: str) -> bool:
         entry, store = self._store(store_id)
         return bool(store.delete(_storage_key(self._raw(entry, token))))
+
+
+def _no_env(name: str) -> str | None:
+    raise NotImplementedFeatureError(f"env variable {name}: env lookups need the node's env service, which is "
+                                     "not available here")
 
 
 class Authorizer:

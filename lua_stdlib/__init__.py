@@ -1,8 +1,10 @@
 """Wippy's Lua side: the VM (lupa, Lua 5.4), the scheduler, sandboxes, and the built-in modules.
 
-Modules provided here: funcs, ctx, registry, security, store, io (terminal hosts), time (sleep
-and timers), json (encode/decode); globals: channel, errors, payload, print, process (pid only until processes land).
-Every other module Wippy documents raises UNAVAILABLE when required.
+Every ``_mod_<name>.py`` here is a module Lua code can ``require`` (each registers itself when imported):
+funcs, ctx, registry, security, store, contract, io (terminal hosts), json, yaml, base64, hash, crypto,
+uuid, time, logger, env, expr, text, metrics, system, treesitter. Globals: channel, errors, payload,
+print, process (pid only until processes land). Every other module Wippy documents raises UNAVAILABLE
+when required.
 """
 
 import importlib as _importlib

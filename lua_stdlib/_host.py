@@ -88,6 +88,10 @@ class HostContext:
     audit: Any = None
     #: (expression, env) -> value: the expr-lang evaluator, for security.policy.expr
     expr: Any = None
+    #: the node's env registry (services.EnvService), for `env` and env placeholders
+    env: Any = None
+    #: the node's metrics (services.Telemetry), for `metrics`
+    telemetry: Any = None
 
 
 class LuaHost:
@@ -119,7 +123,7 @@ class LuaHost:
         self._bridge.payload = self.payload
         self.process_global = self._process_global()
         self.security_host = SecurityHost(self.vm, ctx.registry, strict=ctx.strict, stores=ctx.stores,
-                                          expr=ctx.expr)
+                                          expr=ctx.expr, env=ctx.env)
         self.security = rt.execute(_source("security.lua"), self.vm.S, self.vm.errors, self.security_host.bridge(),
                                    self.readonly)
         self.check = self.security.check

@@ -10,7 +10,9 @@ Environment variables (flags win):
     WIPPY_SYNC_INTERVAL  embedded JetStream fsync policy (--sync-interval); default "1s"
     WIPPY_SECURITY_STRICT_MODE  "true"/"false": overrides security.strict_mode
 
-From the app's ``.wippy.yaml`` (Wippy's runtime config): ``security.strict_mode``.
+From the app's ``.wippy.yaml`` (Wippy's runtime config): ``security.strict_mode``;
+``telemetry.metrics.exporter`` ("none", the default, or "console": metrics printed to stderr)
+and ``telemetry.metrics.interval`` (a Go duration, default "60s").
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from wippy.core import ConfigError, ServerSettings, YamlError, load_yaml
-from wippy.services import RuntimeSettings
+from wippy.lua_stdlib import parse_go_duration
+from wippy.services import RuntimeSettings, TelemetrySettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +66,9 @@ def build_config(
         node=node or env.get("WIPPY_NODE") or None,
         server=ServerSettings(sync_interval=sync_interval or env.get("WIPPY_SYNC_INTERVAL") or "1s"),
         security_strict=strict,
+        app_dir=app,
+        environ=dict(env),  # env.storage.os serves this snapshot; nothing below ops/ reads os.environ
+        telemetry=_telemetry(app_config.get("telemetry")),
     )
     return CliConfig(
         app_dir=app,
@@ -87,6 +94,27 @@ def _app_config(app: Path) -> dict[str, object]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the runtime config must be a mapping")
     return data
+
+
+def _telemetry(section: object) -> TelemetrySettings:
+    where = ".wippy.yaml telemetry.metrics"
+    telemetry = section if isinstance(section, dict) else {}
+    metrics = telemetry.get("metrics") or {}
+    if (section is not None and not isinstance(section, dict)) or not isinstance(metrics, dict):
+        raise ConfigError(f"{where}: expected a mapping like {{exporter: console, interval: 60s}}")
+    exporter = metrics.get("exporter") or "none"
+    console = {"none": False, "console": True}.get(exporter) if isinstance(exporter, str) else None
+    if console is None:
+        raise ConfigError(f"{where}.exporter must be none or console, not {exporter!r}")
+    interval = metrics.get("interval") or "60s"
+    try:
+        ns = parse_go_duration(interval) if isinstance(interval, str) else None
+    except ValueError:
+        ns = None
+    if ns is None or ns <= 0:
+        raise ConfigError(f"{where}.interval must be a positive duration like \"30s\", not {interval!r}")
+    return TelemetrySettings(metrics_exporter="console" if console else "none",
+                             metrics_interval=timedelta(microseconds=ns / 1000))
 
 
 def _flag(value: object, where: str) -> bool | None:

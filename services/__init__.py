@@ -9,6 +9,7 @@ from ._admin import AdminServer as AdminServer
 from ._commands import COMMANDS as COMMANDS
 from ._commands import CallContext as CallContext
 from ._commands import execute as execute
+from ._env import EnvService as EnvService
 from ._node import Node as Node
 from ._node import Runtime as Runtime
 from ._node import RuntimeSettings as RuntimeSettings
@@ -16,6 +17,9 @@ from ._registry import ApplyResult as ApplyResult
 from ._registry import RegistryService as RegistryService
 from ._statedir import NodeRecord as NodeRecord
 from ._statedir import StateDir as StateDir
+from ._telemetry import MetricError as MetricError
+from ._telemetry import Telemetry as Telemetry
+from ._telemetry import TelemetrySettings as TelemetrySettings
 from ._terminal import Command as Command
 from ._terminal import commands as commands
 from ._terminal import find_command as find_command
@@ -28,12 +32,16 @@ __all__ = [
     "ApplyResult",
     "CallContext",
     "Command",
+    "EnvService",
+    "MetricError",
     "Node",
     "NodeRecord",
     "RegistryService",
     "Runtime",
     "RuntimeSettings",
     "StateDir",
+    "Telemetry",
+    "TelemetrySettings",
     "commands",
     "execute",
     "find_command",

@@ -8,6 +8,7 @@ running and answers admin requests (``wippy run``).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -23,9 +24,11 @@ from wippy.core import (
 from wippy.projections import AuditProjection, ProjectionDB, ProjectionSettings, RegistryProjection
 
 from ._admin import AdminServer
+from ._env import EnvService
 from ._registry import RegistryService
 from ._statedir import NodeRecord, StateDir
 from ._stores import StoreHub
+from ._telemetry import Telemetry, TelemetrySettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +42,12 @@ class RuntimeSettings:
     projection: ProjectionSettings = field(default_factory=ProjectionSettings)
     #: security.strict_mode: code without an actor and a scope is denied everything
     security_strict: bool = False
+    #: the app dir (env.storage.file paths are relative to it); None: the working directory
+    app_dir: Path | None = None
+    #: the OS environment as read at start-up (what env.storage.os entries serve)
+    environ: Mapping[str, str] = field(default_factory=dict)
+    #: metrics export (.wippy.yaml telemetry.metrics); a node records metrics either way
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
 
 class Runtime:
@@ -56,6 +65,7 @@ class Runtime:
         self._audit: AuditProjection | None = None
         self._registry: RegistryService | None = None
         self.stores: StoreHub | None = None
+        self.env: EnvService | None = None
 
     @property
     def store(self) -> JetStreamEventStore:
@@ -89,6 +99,7 @@ class Runtime:
             await self._audit.start()
             self._registry = RegistryService(self._projection, node=self.node, audit=self._audit)
             self.stores = StoreHub(self._registry)
+            self.env = EnvService(self._registry, environ=self.settings.environ, base_dir=self.settings.app_dir)
         except BaseException:
             await self.aclose()
             raise
@@ -132,10 +143,13 @@ class Node(Runtime):
     def __init__(self, settings: RuntimeSettings, state: StateDir) -> None:
         super().__init__(settings, state)
         self._admin: AdminServer | None = None
+        #: the node's metrics (the `metrics` module records into it)
+        self.telemetry: Telemetry | None = None
 
     async def open(self) -> Self:
         await super().open()
         try:
+            self.telemetry = Telemetry(self.settings.telemetry)
             self._admin = AdminServer(self.store, self.registry, self.node)
             await self._admin.start()
             self.state_dir.write_node_record(
@@ -149,8 +163,13 @@ class Node(Runtime):
     async def aclose(self) -> None:
         self.state_dir.clear_node_record()
         admin, self._admin = self._admin, None
+        telemetry, self.telemetry = self.telemetry, None
         try:
             if admin is not None:
                 await admin.aclose()
         finally:
-            await super().aclose()
+            try:
+                if telemetry is not None:
+                    telemetry.close()
+            finally:
+                await super().aclose()

@@ -66,6 +66,8 @@ async def run_terminal_process(
     settings: LuaSettings | None = None,
     strict: bool = False,
     stores: Any = None,
+    env: Any = None,
+    telemetry: Any = None,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
@@ -83,7 +85,8 @@ async def run_terminal_process(
     stdio = Stdio(stdin or sys.stdin, stdout or sys.stdout, err_stream)
     host = LuaHost(HostContext(registry=registry, node=node, pid=pid, settings=settings or LuaSettings(),
                                stdio=stdio, args=tuple(args), strict=strict, stores=stores,
-                               audit=registry.record_denied, expr=_expr_evaluator()))
+                               audit=registry.record_denied, expr=_expr_evaluator(), env=env,
+                               telemetry=telemetry))
     try:
         try:
             fn = host.callable(entry)
