@@ -23,8 +23,9 @@ from .conftest import report, run
 
 pytestmark = pytest.mark.bench
 
-# ~260 bytes of JSON: an order with a nested customer, two line items and tags
+# ~300 bytes of JSON: an order with a nested customer, two line items and tags
 ORDER = """{ id = "ord-12345", status = "pending", total = 99.5, count = 3, paid = false,
+  note = "leave at the door, ring twice",
   customer = { name = "Alice Example", email = "alice@example.com", tier = "gold" },
   items = { { sku = "ABC-1", qty = 2, price = 10.25 }, { sku = "XYZ-9", qty = 1, price = 78.99 } },
   tags = { "a", "bb", "ccc" } }"""
