@@ -5,7 +5,8 @@ module function that takes data (hash, base64, crypto) could not see binary stri
 ``lua/binary.lua`` lets them through: ``wrap(host, fn)`` makes a Lua function that calls ``fn``
 directly and, only when lupa could not decode an argument, again with the binary strings as
 ``Raw`` objects. ``host_copy(host, table)`` copies a table with its binary strings as ``Raw``
-objects, for functions that read tables holding binary data. Returning ``bytes`` to Lua is
+objects, for functions that read tables holding binary data. ``guard(host, fn, label)`` is for
+functions that take text only: a binary argument gives a clear INVALID error. Returning ``bytes`` to Lua is
 always safe (lupa passes them through as Lua strings).
 """
 
@@ -39,14 +40,29 @@ def _bridge(host: Any) -> Any:
     bridge = host.extras.get("binary")
     if bridge is None:
         host.vm.settle()  # rt.execute may run inside a Lua call (see _vm)
-        bridge = host.vm.rt.execute(_source("binary.lua"), Raw, host.vm._is_error)
-        host.extras["binary"] = bridge = (bridge.wrap, bridge.host_copy)
+        bridge = host.vm.rt.execute(_source("binary.lua"), Raw, host.vm._is_error, host.vm.errors)
+        host.extras["binary"] = bridge = (bridge.wrap, bridge.host_copy, bridge.guard)
     return bridge
 
 
 def wrap(host: Any, fn: Callable[..., Any]) -> Any:
     """A Lua function calling ``fn``, binary string arguments arriving as ``Raw``."""
     return _bridge(host)[0](fn)
+
+
+def guard(host: Any, fn: Callable[..., Any], label: str, errpos: int | None = 2) -> Any:
+    """A Lua function calling ``fn``; a binary (not UTF-8) string argument, at any depth, gives an
+    INVALID error naming ``label`` instead of lupa's decoding exception: returned as result number
+    ``errpos`` (after nils), or raised when ``errpos`` is None."""
+    return _bridge(host)[2](fn, label, errpos)
+
+
+def guard_all(host: Any, funcs: dict[str, Any], label: str, errpos: int | None = 2,
+              positions: dict[str, int | None] | None = None) -> dict[str, Any]:
+    """``funcs`` with every callable guarded (see ``guard``); ``positions`` overrides ``errpos`` by name."""
+    where = positions or {}
+    return {name: guard(host, fn, label, where.get(name, errpos)) if callable(fn) and lua_type(fn) is None else fn
+            for name, fn in funcs.items()}
 
 
 def host_copy(host: Any, value: Any) -> Any:

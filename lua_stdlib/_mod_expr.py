@@ -27,6 +27,7 @@ from lupa.lua54 import lua_type  # type: ignore[import-untyped]
 
 from wippy.core import ExprError, ExprEvalError, compile_expr
 
+from ._binary import guard, guard_all
 from ._host import LuaHost, register_module
 
 _MAX_DEPTH = 100
@@ -181,7 +182,8 @@ def _build(host: LuaHost) -> Any:
             return None, err
         return run(program, env, "expr.eval")
 
-    make_program = vm.rt.execute(_PROGRAM, lambda p, env=None: run(p, env, "expr.Program:run"), vm.errors)
+    make_program = vm.rt.execute(
+        _PROGRAM, guard(host, lambda p, env=None: run(p, env, "expr.Program:run"), "expr.Program:run"), vm.errors)
 
     def compile_public(expression: Any = None, _env_hint: Any = None, *_ignored: Any) -> tuple[Any, Any]:
         program, err = compile_(expression, "expr.compile")
@@ -189,7 +191,7 @@ def _build(host: LuaHost) -> Any:
             return None, err
         return make_program(program), None
 
-    return vm.rt.table_from({"eval": eval_, "compile": compile_public})
+    return vm.rt.table_from(guard_all(host, {"eval": eval_, "compile": compile_public}, "expr"))
 
 
 register_module("expr", _build)

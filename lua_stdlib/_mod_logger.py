@@ -20,6 +20,7 @@ from typing import Any
 
 from lupa.lua54 import lua_type  # type: ignore[import-untyped]
 
+from ._binary import Raw, host_copy, wrap
 from ._host import LuaHost, register_module
 from ._vm import _source
 
@@ -34,18 +35,23 @@ def _build(host: LuaHost) -> Any:
     def plain(value: Any) -> Any:
         """Lua values (already through from_lua) as JSON-friendly data; functions and the like as text."""
         if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
+            return {str(k): plain(v) for k, v in value.items()}
         if isinstance(value, list):
             return [plain(v) for v in value]
         if value is None or isinstance(value, str | int | float | bool):
             return value
+        if isinstance(value, Raw):  # a binary string: its bytes, undecodable ones replaced
+            return value.text()
         return str(vm.tostring(value)) if lua_type(value) is not None else str(value)
 
     def fields_of(table: Any) -> dict[str, Any]:
         if table is None:
             return {}
-        converted = vm.from_lua(table)
-        return plain(converted) if isinstance(converted, dict) else {}
+        try:
+            converted = vm.from_lua(table)
+        except UnicodeDecodeError:  # binary strings inside: read a copy holding Raw strings
+            converted = vm.from_lua(host_copy(host, table))
+        return {str(k): v for k, v in plain(converted).items()} if isinstance(converted, dict) else {}
 
     def emit(level: int, name: str | None, context: Any, message: str, table: Any = None,  # noqa: PLR0917 - called from Lua
              entry: str | None = None, line: int | None = None) -> None:
@@ -60,14 +66,14 @@ def _build(host: LuaHost) -> Any:
         if entry:
             fields["entry"] = entry
             fields["location"] = f"{entry}:{line}"
-        log.log(level, message, extra={"fields": fields})
+        log.log(level, str(message), extra={"fields": fields})
 
     def merge(context: Any, table: Any) -> dict[str, Any]:
         out = dict(context) if isinstance(context, dict) else {}
         out.update(fields_of(table))
         return out
 
-    bridge = vm.rt.table_from({"emit": emit, "merge": merge})
+    bridge = vm.rt.table_from({"emit": wrap(host, emit), "merge": wrap(host, merge)})
     return vm.rt.execute(_source("logger.lua"), bridge, vm.errors, vm.rt.globals().debug.getinfo, host.readonly)
 
 

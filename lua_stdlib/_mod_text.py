@@ -37,6 +37,7 @@ from typing import Any
 
 from diff_match_patch import diff_match_patch  # type: ignore[import-untyped]
 
+from ._binary import guard_all
 from ._host import LuaHost, register_module
 from ._text_regexp import GoRegexp, RegexpError
 from ._text_splitter import DEFAULT_SEPARATORS, MarkdownSplitter, RecursiveSplitter
@@ -327,9 +328,8 @@ def _build(host: LuaHost) -> Any:
         except RecursionError:
             return None, vm.error("INTERNAL", "text.Splitter:split_text: the text is nested too deeply")
 
-    bridge = vm.rt.table_from({
-        **_Regexps(vm).bridge(), **_Diffs(vm).bridge(), "splitter_new": splitter_new, "split_text": split_text,
-    })
+    funcs = {**_Regexps(vm).bridge(), **_Diffs(vm).bridge(), "splitter_new": splitter_new, "split_text": split_text}
+    bridge = vm.rt.table_from(guard_all(host, funcs, "text", positions={"diff_patch_apply": 3}))
     return vm.rt.execute(_source("text.lua"), bridge, vm.errors, host.readonly)
 
 

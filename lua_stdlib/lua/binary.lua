@@ -2,9 +2,9 @@
 -- Python decoded as UTF-8 and fails on any other bytes, so such strings cross as Raw host objects
 -- instead: their bytes are mapped one to one onto U+0000..U+00FF (valid text), and `raw` maps
 -- them back. Text, the common case, crosses untouched.
--- Loaded with (raw, is_error); returns {wrap, host_copy}.
+-- Loaded with (raw, is_error, errors); returns {wrap, host_copy, guard}.
 
-local raw, is_error = ...
+local raw, is_error, errors = ...
 local type, pcall, error, pairs, tostring = type, pcall, error, pairs, tostring
 local find, gsub, char = string.find, string.gsub, string.char
 local utf8len, utf8char = utf8.len, utf8.char
@@ -57,6 +57,26 @@ local function host_copy(v, depth, limit)
     local out = {}
     for k, x in pairs(v) do out[crossing(k)] = host_copy(x, depth + 1, limit) end
     return out
+end
+
+-- `fn` (a host function that reads strings as text) with binary strings refused clearly: when lupa
+-- cannot decode an argument (at any depth of a table), the call gives an INVALID error naming
+-- `label`: returned in position `errpos` (after errpos - 1 nils), or raised when errpos is nil.
+local function settle(label, errpos, ok, ...)
+    if ok then return ... end
+    local e = ...
+    if not undecodable(e) then error(e, 0) end
+    local err = errors._make("INVALID", label .. ": strings must be UTF-8 text, not binary data", false)
+    if errpos == nil then error(err, 0) end
+    if errpos == 2 then return nil, err end
+    if errpos == 3 then return nil, nil, err end
+    return err
+end
+
+function B.guard(fn, label, errpos)
+    return function(...)
+        return settle(label, errpos, pcall(fn, ...))
+    end
 end
 
 function B.host_copy(v, limit)

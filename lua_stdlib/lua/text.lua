@@ -13,7 +13,10 @@ local function invalid(message) return errors._make("INVALID", message) end
 
 local function string_arg(v, where)
     local t = type(v)
-    if t == "string" then return v end
+    if t == "string" then
+        if not utf8.len(v) then error(invalid(where .. ": the string is not UTF-8 text"), 3) end
+        return v
+    end
     if t == "number" then return tostring(v) end
     error(invalid(format("%s: expected a string, got %s", where, t)), 3)
 end

@@ -11,6 +11,7 @@
 local S, channel, errors, host = ...
 local type, tostring, error, setmetatable, tointeger, floor, ceil, fmt =
     type, tostring, error, setmetatable, math.tointeger, math.floor, math.ceil, string.format
+local utf8len = utf8.len
 
 local SEC = 1000000000
 local MAXD, MIND = math.maxinteger, math.mininteger
@@ -42,9 +43,13 @@ local function int_arg(v, n, fname)
     return tointeger(v >= 0 and floor(v) or ceil(v))
 end
 
+--- A string argument; text only (the host reads strings as UTF-8, so binary data is refused here).
 local function str_arg(v, n, fname)
     local t = type(v)
-    if t == "string" then return v end
+    if t == "string" then
+        if not utf8len(v) then argerror(n, fname, "string is not UTF-8 text", 3) end
+        return v
+    end
     if t == "number" then return tostring(v) end
     argerror(n, fname, "string expected, got " .. t, 3)
 end
@@ -72,6 +77,7 @@ local function to_ns(v)
         if v ~= v or v >= 2 ^ 63 or v < -2 ^ 63 then return nil, "duration out of range" end
         return tointeger(v >= 0 and floor(v) or ceil(v)) -- Go converts by truncation
     elseif t == "string" then
+        if not utf8len(v) then return nil, "invalid duration: not UTF-8 text" end
         return host.parse_duration(v)
     end
     local ns = DURATIONS[v]
@@ -360,6 +366,9 @@ function M.date(year, month, day, hour, minute, sec, nsec, loc)
 end
 
 function M.parse(layout, value, loc)
+    if type(layout) == "string" and type(value) == "string" and not (utf8len(layout) and utf8len(value)) then
+        return nil, invalid("time.parse: the layout and the value must be UTF-8 text")
+    end
     layout, value = str_arg(layout, 1, "parse"), str_arg(value, 2, "parse")
     loc = location_arg(loc, 3, "parse")
     local s, n, zone = host.parse(layout, value, LOCATIONS[loc].z)
@@ -376,6 +385,9 @@ function M.parse_duration(value)
 end
 
 function M.load_location(name)
+    if type(name) == "string" and not utf8len(name) then
+        return nil, errors._make("NOT_FOUND", "time.load_location: unknown time zone (the name is not UTF-8 text)", false)
+    end
     name = str_arg(name, 1, "load_location")
     if name == "" then return nil, invalid("time.load_location: empty location name") end
     if name == "UTC" then return UTC_LOC end

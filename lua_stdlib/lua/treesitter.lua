@@ -51,6 +51,9 @@ local function str_arg(v, what, pos)
     if type(v) ~= "string" then
         error(format("treesitter: %s: argument #%d must be a string, got %s", what, pos, type(v)), 3)
     end
+    if not utf8.len(v) then
+        error(format("treesitter: %s: argument #%d is not UTF-8 text", what, pos), 3)
+    end
     return v
 end
 
@@ -589,6 +592,8 @@ function Parser:set_timeout(d)
     local ns
     if type(d) == "number" then
         ns = tointeger(d) or (d < huge and d > -huge and tointeger(d // 1)) or nil
+    elseif type(d) == "string" and not utf8.len(d) then
+        return false, fail(errors.INVALID, "treesitter: parser:set_timeout: the duration is not UTF-8 text")
     elseif type(d) == "string" then
         local perr
         ns, perr = host.parse_duration(d)
