@@ -143,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = _config(ns)
         quiet = ns.command != "run" or bool(ns.exec_entry or ns.rest)
-        setup_logging(verbose=cfg.verbose, default_level=logging.WARNING if quiet else logging.INFO)
+        setup_logging(verbose=cfg.verbose, default_level=logging.WARNING if quiet else logging.INFO,
+                      encoding=cfg.log_encoding, level=cfg.log_level)
         return _run_async(_dispatch(ns, cfg))
     except NotImplementedFeatureError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,14 +12,23 @@ Environment variables (flags win):
 
 From the app's ``.wippy.yaml`` (Wippy's runtime config): ``security.strict_mode``;
 ``telemetry.metrics.exporter`` ("none", the default, or "console": metrics printed to stderr)
-and ``telemetry.metrics.interval`` (a Go duration, default "60s").
+and ``telemetry.metrics.interval`` (a Go duration, default "60s": how often periodic exporters
+run); ``prometheus.enabled`` + ``prometheus.address`` (host:port, /metrics for scraping);
+``otel.enabled`` + ``otel.metrics_enabled`` (OTLP over HTTP/protobuf to ``otel.endpoint``,
+default localhost:4318; ``otel.service_name``, default wippy-runtime; ``otel.insecure`` picks
+http or https for an endpoint given without a scheme). The standard variables
+OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME and OTEL_SDK_DISABLED override the ``otel`` keys.
+``logger.encoding`` (json, the default, or console: human-readable lines) and
+``logmanager.min_level`` (-1 debug, 0 info, 1 warn, 2 error; default: info for ``wippy run``,
+warn for other commands and ``run -x``; ``-v`` always shows debug).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,6 +44,10 @@ class CliConfig:
     json: bool
     verbose: bool
     actor: str | None
+    #: .wippy.yaml logger.encoding: "json" or "console"
+    log_encoding: str = "json"
+    #: .wippy.yaml logmanager.min_level as a logging level (None: the command's default)
+    log_level: int | None = None
 
 
 def build_config(
@@ -68,7 +81,7 @@ def build_config(
         security_strict=strict,
         app_dir=app,
         environ=dict(env),  # env.storage.os serves this snapshot; nothing below ops/ reads os.environ
-        telemetry=_telemetry(app_config.get("telemetry")),
+        telemetry=_telemetry(app_config, env),
     )
     return CliConfig(
         app_dir=app,
@@ -76,7 +89,29 @@ def build_config(
         json=json_output,
         verbose=verbose,
         actor=f"user:{user}" if user else None,
+        log_encoding=_log_encoding(app_config.get("logger")),
+        log_level=_log_level(app_config.get("logmanager")),
     )
+
+
+_LEVELS = {-1: logging.DEBUG, 0: logging.INFO, 1: logging.WARNING, 2: logging.ERROR}
+
+
+def _log_encoding(value: object) -> str:
+    encoding = _section(value, "logger").get("encoding") or "json"
+    if encoding not in ("json", "console"):
+        raise ConfigError(f".wippy.yaml logger.encoding must be json or console, not {encoding!r}")
+    return str(encoding)
+
+
+def _log_level(value: object) -> int | None:
+    level = _section(value, "logmanager").get("min_level")
+    if level is None:
+        return None
+    if isinstance(level, bool) or level not in _LEVELS:
+        raise ConfigError(f".wippy.yaml logmanager.min_level must be -1 (debug), 0 (info), 1 (warn) or 2 (error), "
+                          f"not {level!r}")
+    return _LEVELS[level]
 
 
 def _app_config(app: Path) -> dict[str, object]:
@@ -96,7 +131,64 @@ def _app_config(app: Path) -> dict[str, object]:
     return data
 
 
-def _telemetry(section: object) -> TelemetrySettings:
+def _telemetry(app_config: Mapping[str, object], env: Mapping[str, str]) -> TelemetrySettings:
+    settings = _console_metrics(app_config.get("telemetry"))
+    service, endpoint = _otel(app_config.get("otel"), env)
+    return replace(settings, prometheus_address=_prometheus(app_config.get("prometheus")), service_name=service,
+                   otlp_endpoint=endpoint)
+
+
+def _section(value: object, where: str) -> dict[str, object]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f".wippy.yaml {where}: expected a mapping, not {value!r}")
+    return value
+
+
+def _prometheus(value: object) -> tuple[str, int] | None:
+    section = _section(value, "prometheus")
+    if not _flag(section.get("enabled"), ".wippy.yaml prometheus.enabled"):
+        return None
+    address = section.get("address")
+    if not isinstance(address, str) or not address.strip():
+        raise ConfigError(".wippy.yaml prometheus.address must be set (like \"localhost:9090\") when "
+                          "prometheus.enabled is true")
+    return _host_port(address.strip(), ".wippy.yaml prometheus.address")
+
+
+def _host_port(address: str, where: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{where} must be host:port (like \"localhost:9090\" or \":9090\"), not {address!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _otel(value: object, env: Mapping[str, str]) -> tuple[str, str | None]:
+    """(service name, OTLP endpoint or None when metrics are not pushed)."""
+    section = _section(value, "otel")
+    enabled = _flag(section.get("enabled"), ".wippy.yaml otel.enabled") or False
+    metrics = _flag(section.get("metrics_enabled"), ".wippy.yaml otel.metrics_enabled") or False
+    if _flag(env.get("OTEL_SDK_DISABLED"), "OTEL_SDK_DISABLED"):
+        enabled = False
+    service = env.get("OTEL_SERVICE_NAME") or section.get("service_name") or "wippy-runtime"
+    if not isinstance(service, str):
+        raise ConfigError(f".wippy.yaml otel.service_name must be a string, not {service!r}")
+    if not (enabled and metrics):
+        return service, None
+    protocol = section.get("protocol") or "http/protobuf"
+    if protocol != "http/protobuf":
+        raise ConfigError(f".wippy.yaml otel.protocol: only http/protobuf is supported here, not {protocol!r}")
+    endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or section.get("endpoint") or "localhost:4318"
+    if not isinstance(endpoint, str):
+        raise ConfigError(f".wippy.yaml otel.endpoint must be a string, not {endpoint!r}")
+    if "://" not in endpoint:
+        insecure = _flag(section.get("insecure"), ".wippy.yaml otel.insecure")
+        endpoint = ("https://" if insecure is False else "http://") + endpoint
+    return service, endpoint
+
+
+def _console_metrics(section: object) -> TelemetrySettings:
     where = ".wippy.yaml telemetry.metrics"
     telemetry = section if isinstance(section, dict) else {}
     metrics = telemetry.get("metrics") or {}

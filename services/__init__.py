@@ -19,6 +19,7 @@ from ._statedir import NodeRecord as NodeRecord
 from ._statedir import StateDir as StateDir
 from ._telemetry import MetricError as MetricError
 from ._telemetry import Telemetry as Telemetry
+from ._telemetry import TelemetryError as TelemetryError
 from ._telemetry import TelemetrySettings as TelemetrySettings
 from ._terminal import Command as Command
 from ._terminal import commands as commands
@@ -41,6 +42,7 @@ __all__ = [
     "RuntimeSettings",
     "StateDir",
     "Telemetry",
+    "TelemetryError",
     "TelemetrySettings",
     "commands",
     "execute",

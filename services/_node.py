@@ -7,6 +7,7 @@ running and answers admin requests (``wippy run``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -170,6 +171,6 @@ class Node(Runtime):
         finally:
             try:
                 if telemetry is not None:
-                    telemetry.close()
+                    await asyncio.to_thread(telemetry.close)  # a final OTLP push must not block the loop
             finally:
                 await super().aclose()

@@ -3,9 +3,17 @@
 One ``Telemetry`` per node. Lua code records counters, gauges and histograms by name with string
 labels (``metrics.counter_inc("orders_total", {status = "ok"})``); they are OpenTelemetry
 instruments of one meter, created on first use. Recording always works; exporting is off unless
-configured (``TelemetrySettings.metrics_exporter``): ``"console"`` prints the SDK's JSON export to
-stderr every ``metrics_interval``. An in-memory reader is always attached, so ``read()`` can
-report current values (for tests and introspection) without any exporter.
+configured, in any combination:
+
+- ``prometheus_address`` ("host:port"): a Prometheus text endpoint at ``/metrics`` (the
+  OpenTelemetry Prometheus exporter on a registry of this node's own, served by prometheus_client
+  from a thread, so a scrape never waits for the event loop);
+- ``otlp_endpoint`` (a base URL): OTLP over HTTP/protobuf to ``<endpoint>/v1/metrics`` every
+  ``metrics_interval`` and once more on close;
+- ``metrics_exporter="console"``: the SDK's JSON export on stderr every ``metrics_interval``.
+
+An in-memory reader is always attached, so ``read()`` can report current values (for tests and
+introspection) without any exporter.
 
 Wippy's gauges move up and down (``gauge_inc``/``gauge_dec``) as well as being set; OpenTelemetry's
 synchronous gauge is set-only, so the current value per label set is kept here and each change
@@ -23,6 +31,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import Histogram as _HistogramInstrument
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -33,7 +44,9 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
     Sum,
 )
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry, start_http_server
 
 from wippy.core import WippyError
 
@@ -43,18 +56,31 @@ EXPORTERS: tuple[Exporter, ...] = ("none", "console")
 # OpenTelemetry's instrument name syntax
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-/]{0,254}")
 _KIND_NAMES = {"counter": "a counter", "gauge": "a gauge", "histogram": "a histogram"}
+# histogram buckets: Prometheus's defaults (seconds-scale, as Wippy's exporters use), not
+# OpenTelemetry's millisecond-scale defaults
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TelemetrySettings:
-    """``.wippy.yaml`` ``telemetry.metrics``: where metrics go."""
+    """Where metrics go (``.wippy.yaml`` ``telemetry.metrics``, ``prometheus``, ``otel``)."""
 
     #: "none" (record only; the default) or "console" (print exports to stderr)
     metrics_exporter: Exporter = "none"
-    #: how often the exporter runs
+    #: how often the periodic exporters (console, OTLP) run
     metrics_interval: timedelta = timedelta(seconds=60)
     #: the ``service.name`` resource attribute of exported metrics
-    service_name: str = "wippy"
+    service_name: str = "wippy-runtime"
+    #: serve Prometheus text at http://<host:port>/metrics (port 0: any free port)
+    prometheus_address: tuple[str, int] | None = None
+    #: push OTLP (HTTP/protobuf) to <otlp_endpoint>/v1/metrics, e.g. "http://localhost:4318"
+    otlp_endpoint: str | None = None
+
+
+class TelemetryError(WippyError):
+    """An exporter cannot start (say, the Prometheus address is taken)."""
+
+    kind = "INTERNAL"
 
 
 class MetricError(WippyError):
@@ -73,17 +99,43 @@ class Telemetry:
         self.settings = settings or TelemetrySettings()
         self._memory = InMemoryMetricReader()
         readers: list[MetricReader] = [self._memory]
+        interval_ms = max(self.settings.metrics_interval.total_seconds(), 0.001) * 1000
         if self.settings.metrics_exporter == "console":
-            interval_ms = max(self.settings.metrics_interval.total_seconds(), 0.001) * 1000
             readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stderr),
                                                          export_interval_millis=interval_ms))
-        self._provider = MeterProvider(metric_readers=readers,
-                                       resource=Resource.create({"service.name": self.settings.service_name}))
+        if self.settings.otlp_endpoint:
+            exporter = OTLPMetricExporter(endpoint=self.settings.otlp_endpoint.rstrip("/") + "/v1/metrics")
+            readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms))
+        self._server: Any = None
+        self._server_thread: threading.Thread | None = None
+        self._prometheus: PrometheusMetricReader | None = None
+        if self.settings.prometheus_address is not None:
+            host, port = self.settings.prometheus_address
+            registry = CollectorRegistry(auto_describe=True)
+            self._prometheus = PrometheusMetricReader(registry=registry, scope_info_enabled=False)
+            readers.append(self._prometheus)
+            try:
+                self._server, self._server_thread = start_http_server(port, host, registry=registry)
+            except OSError as exc:
+                self._prometheus.shutdown()
+                raise TelemetryError(f"prometheus: cannot serve /metrics on {host}:{port}: {exc}") from exc
+        self._provider = MeterProvider(
+            metric_readers=readers, resource=Resource.create({"service.name": self.settings.service_name}),
+            views=[View(instrument_name="*", instrument_type=_HistogramInstrument,
+                        aggregation=ExplicitBucketHistogramAggregation(BUCKETS))])
         self._meter = self._provider.get_meter("wippy.lua.metrics")
         self._instruments: dict[str, tuple[str, Any]] = {}
         self._gauges: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
         self._lock = threading.Lock()
         self._closed = False
+
+    @property
+    def prometheus_address(self) -> tuple[str, int] | None:
+        """Where /metrics is served (the bound port when the settings asked for port 0)."""
+        if self._server is None:
+            return None
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -152,11 +204,19 @@ class Telemetry:
         return out
 
     def close(self) -> None:
-        """Flush the exporter (if any) and stop its thread. Idempotent."""
+        """Flush the exporters (an OTLP push may wait for its collector: call it off the event
+        loop), stop their threads and the /metrics server. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        self._provider.shutdown()
+        try:
+            self._provider.shutdown()
+        finally:
+            if self._server is not None:
+                self._server.shutdown()
+                self._server.server_close()
+            if self._server_thread is not None:
+                self._server_thread.join(timeout=5)
 
 
 def _finite(name: str, value: float) -> float:

@@ -149,3 +149,27 @@ def test_kill_9_of_a_running_node_loses_nothing(start_node, wippy_embedded: Wipp
     # the next command finds a stale record and an unlocked dir, and sees everything
     assert wippy_embedded.json("registry", "show", "more:m")["kind"] == "registry.entry"
     assert wippy_embedded.json("query", "SELECT max(version) AS v FROM registry_versions") == [{"v": v}]
+
+
+def test_run_serves_prometheus_metrics_when_configured(start_node, wippy_embedded: Wippy,  # type: ignore[no-untyped-def]
+                                                       app: Path) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:  # a free loopback port for the node to take
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (app / ".wippy.yaml").write_text(f"prometheus:\n  enabled: true\n  address: 127.0.0.1:{port}\n")
+    node = start_node()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        # nothing recorded yet: an empty exposition, served
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain")
+    assert node.stop() == 0
+
+    with socket.socket() as taken:  # the address in use: the node says so and exits
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        failed = wippy_embedded("run", check=False, timeout=60)
+    assert failed.returncode != 0
+    assert f"cannot serve /metrics on 127.0.0.1:{port}" in failed.stderr
