@@ -167,9 +167,11 @@ def test_run_serves_prometheus_metrics_when_configured(start_node, wippy_embedde
         assert resp.headers["Content-Type"].startswith("text/plain")
     assert node.stop() == 0
 
-    with socket.socket() as taken:  # the address in use: the node says so and exits
-        taken.bind(("127.0.0.1", port))
+    with socket.socket() as taken:  # an address in use: the node says so and exits
+        taken.bind(("127.0.0.1", 0))
         taken.listen()
+        port = taken.getsockname()[1]
+        (app / ".wippy.yaml").write_text(f"prometheus:\n  enabled: true\n  address: 127.0.0.1:{port}\n")
         failed = wippy_embedded("run", check=False, timeout=60)
     assert failed.returncode != 0
     assert f"cannot serve /metrics on 127.0.0.1:{port}" in failed.stderr
