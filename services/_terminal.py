@@ -57,6 +57,12 @@ def terminal_host(entries: Mapping[str, Entry]) -> Entry:
     return hosts[0]
 
 
+def _command_name(entry: Any) -> str | None:
+    command = entry.meta.get("command")
+    name = command.get("name") if isinstance(command, dict) else None
+    return name if isinstance(name, str) else None
+
+
 async def run_terminal_process(
     registry: Any,
     node: str,
@@ -77,7 +83,13 @@ async def run_terminal_process(
     entries = registry.current()
     entry = entries.get(entry_id)
     if entry is None:
-        raise NotFoundError(f"entry {entry_id} does not exist")
+        hint = ""
+        if ":" not in entry_id:  # `-x` takes namespace:entry; suggest what the user may have meant
+            named = sorted(eid for eid, e in entries.items() if e.kind == "process.lua"
+                           and (eid.partition(":")[2] == entry_id or _command_name(e) == entry_id))
+            hint = " (`-x` takes namespace:entry"
+            hint += f"; did you mean {' or '.join(named)}, or `wippy run {entry_id}`?)" if named else ")"
+        raise NotFoundError(f"entry {entry_id} does not exist{hint}")
     if entry.kind != "process.lua":
         raise ConfigError(f"{entry_id} is a {entry.kind}; `wippy run -x` runs process.lua entries")
     host_entry = terminal_host(entries)

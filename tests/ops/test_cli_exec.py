@@ -194,6 +194,9 @@ def test_errors_exit_non_zero_with_entry_and_line(wippy_bin: list[str], app: Pat
     r = wippy(wippy_bin, app, nats_url, namespace, "-x", "app:nope")
     assert r.returncode == 1
     assert "app:nope does not exist" in r.stderr
+    r = wippy(wippy_bin, app, nats_url, namespace, "-x", "hello")  # a bare name: Wippy wants namespace:entry
+    assert r.returncode == 1
+    assert "did you mean app:hello, or `wippy run hello`?" in r.stderr
 
 
 def test_commands_and_list(wippy_bin: list[str], app: Path, nats_url: str, namespace: str) -> None:
