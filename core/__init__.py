@@ -5,6 +5,7 @@ the JetStream event store and embedded server, and the registry's domain: entrie
 validation, the three-way file merge and the app loader.
 """
 
+from . import _proc_records as proc_records
 from ._changeset import AppliedOp as AppliedOp
 from ._changeset import Changeset as Changeset
 from ._changeset import ChangesetBuilder as ChangesetBuilder
@@ -175,6 +176,7 @@ __all__ = [
     "parse_id",
     "plan_files_apply",
     "policy_from_entry",
+    "proc_records",
     "re2_search",
     "register_kind_check",
     "register_native_component",

@@ -1,0 +1,59 @@
+"""Records of the ``proc`` stream: process lifecycle, messages and signals.
+
+Subject: ``<ns>.proc.<node>``, where ``<node>`` is the node that hosts the process the record is
+about (for a message or a signal: the addressee's node, which is the one that consumes it). The
+pid is always in the body. PIDs are Wippy's strings, ``{node@host|0x00001}``.
+
+Bodies (JSON values; ``at`` is the record's own timestamp):
+
+    proc.spawned        {pid, entry, host, parent: pid|None, linked: bool, monitored: bool}
+    proc.exited         {pid, entry, ok: bool, result: value|None, error: str|None, kind: str|None}
+    proc.message        {to, from: pid|None, topic, payload: [value, ...], bytes: int}
+                        payload values are JSON data; a binary (non-UTF-8) string is {"$bytes": base64}
+    proc.dead_letter    {to, from, topic, reason, bytes}      a message no process could take
+    proc.signal         {to, from, signal: "exit"|"link_down"|"cancel"|"terminate"|"outdated",
+                         result: {value|error}|None, reason: str|None}
+                        what a process is told about another one (monitor EXIT, LINK_DOWN, CANCEL,
+                        forced termination); consumed by the addressee's node
+    proc.linked         {pid, peer}          proc.unlinked    {pid, peer}
+    proc.monitored      {pid, target}        proc.demonitored {pid, target}
+    proc.registered     {name, pid}          proc.unregistered {name, pid}
+    proc.service        {service, event: "started"|"exited"|"restarting"|"failed"|"stopped",
+                         pid: pid|None, attempt: int, error: str|None, delay_ms: int|None}
+
+Every type is at schema 1.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._records import register_type
+
+SPAWNED: Final = "proc.spawned"
+EXITED: Final = "proc.exited"
+MESSAGE: Final = "proc.message"
+DEAD_LETTER: Final = "proc.dead_letter"
+SIGNAL: Final = "proc.signal"
+LINKED: Final = "proc.linked"
+UNLINKED: Final = "proc.unlinked"
+MONITORED: Final = "proc.monitored"
+DEMONITORED: Final = "proc.demonitored"
+REGISTERED: Final = "proc.registered"
+UNREGISTERED: Final = "proc.unregistered"
+SERVICE: Final = "proc.service"
+
+PROC_TYPES: Final = (SPAWNED, EXITED, MESSAGE, DEAD_LETTER, SIGNAL, LINKED, UNLINKED, MONITORED, DEMONITORED,
+                     REGISTERED, UNREGISTERED, SERVICE)
+
+
+def node_of(pid: str) -> str | None:
+    """The node in a pid ``{node@host|id}``; None for the node-less form ``{host|id}``."""
+    if not (pid.startswith("{") and pid.endswith("}")):
+        return None
+    body = pid[1:-1]
+    node, at, _rest = body.partition("@")
+    return node if at else None
+
+for _type in PROC_TYPES:
+    register_type(_type, 1)
