@@ -1,8 +1,9 @@
 """Records of the ``proc`` stream: process lifecycle, messages and signals.
 
-Subject: ``<ns>.proc.<node>``, where ``<node>`` is the node that hosts the process the record is
-about (for a message or a signal: the addressee's node, which is the one that consumes it). The
-pid is always in the body. PIDs are Wippy's strings, ``{node@host|0x00001}``.
+Subjects: messages and signals go to ``<ns>.proc.<node>`` of the addressee's node (the subject
+that node consumes to feed its mailboxes); everything else (lifecycle, dead letters) goes to
+``<ns>.proc.<node>.log`` of the node that writes it. The pid is always in the body. PIDs
+are Wippy's strings, ``{node@host|0x00001}``.
 
 Bodies (JSON values; ``at`` is the record's own timestamp):
 

@@ -86,7 +86,9 @@ class EventStore(Protocol):
     async def last_seq(self, stream: str) -> int: ...
     async def read(self, stream: str, start: int = 1, end: int | None = None) -> list[tuple[int, Record]]: ...
     async def subscribe(self, stream: str, from_seq: int, handler: RecordHandler) -> Subscription: ...
-    async def subscribe_raw(self, stream: str, from_seq: int, handler: RawHandler) -> Subscription: ...
+    async def subscribe_raw(self, stream: str, from_seq: int, handler: RawHandler, *,
+                            subject: str | None = None) -> Subscription: ...
+    async def publish_pipelined(self, subject: str, data: bytes) -> asyncio.Future[Any]: ...
     async def aclose(self) -> None: ...
 
 
@@ -288,8 +290,11 @@ class JetStreamEventStore:
 
         return await self.subscribe_raw(stream, from_seq, on_raw)
 
-    async def subscribe_raw(self, stream: str, from_seq: int, handler: RawHandler) -> Subscription:
-        """Like subscribe, undecoded: an ordered push consumer with a callback (the fast path)."""
+    async def subscribe_raw(self, stream: str, from_seq: int, handler: RawHandler, *,
+                            subject: str | None = None) -> Subscription:
+        """Like subscribe, undecoded: an ordered push consumer with a callback (the fast path).
+
+        ``subject`` narrows it to one subject of the stream (a node's process deliveries)."""
 
         async def cb(msg: Msg) -> None:
             seq, pending = _meta(msg)
@@ -303,7 +308,7 @@ class JetStreamEventStore:
         )
         try:
             sub = await self._js.subscribe(
-                f"{stream_subject_wildcard(self.subjects, stream)}",
+                subject or stream_subject_wildcard(self.subjects, stream),
                 stream=stream,
                 cb=cb,
                 ordered_consumer=True,
@@ -314,6 +319,16 @@ class JetStreamEventStore:
         except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
             raise LogUnavailableError(f"cannot subscribe to {stream}: {exc or type(exc).__name__}") from exc
         return _NatsSubscription(sub)
+
+    async def publish_pipelined(self, subject: str, data: bytes) -> asyncio.Future[Any]:
+        """Publish without waiting for the acknowledgement (pipelined on this connection, in order).
+
+        Returns the future of the acknowledgement; awaiting this call only waits when too many
+        acknowledgements are outstanding (nats-py's publish_async limit)."""
+        try:
+            return await self._js.publish_async(subject, data)
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+            raise LogUnavailableError(f"publish to {subject} failed: {exc or type(exc).__name__}") from exc
 
     # -- request/reply (admin) -----------------------------------------------------------------
     async def serve(self, subject: str, handler: RequestHandler) -> Subscription:

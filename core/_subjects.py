@@ -5,7 +5,7 @@ so several apps can share one NATS server without seeing each other's records::
 
     stream WIPPY_REGISTRY   wippy.registry.commit   one record per applied changeset
                             wippy.registry.chunk    parts of a changeset too big for one message
-    stream WIPPY_PROC       wippy.proc.<node>       process messages and lifecycle, pid in the body
+    stream WIPPY_PROC       wippy.proc.<node>[.log] process deliveries [lifecycle], pid in the body
     stream WIPPY_EVENTS     wippy.events.<system>   the event bus
     stream WIPPY_AUDIT      wippy.audit.<kind>      security decisions worth keeping (denied changes)
     (no stream)             wippy.admin.<node>.<verb>   requests to a running node
@@ -84,7 +84,12 @@ class Subjects:
 
     # -- processes and events ------------------------------------------------------------------
     def proc(self, node: str) -> str:
+        """Deliveries to the processes of ``node`` (messages, signals): what that node consumes."""
         return f"{self.namespace}.proc.{_check_token(node, 'node id')}"
+
+    def proc_log(self, node: str) -> str:
+        """The lifecycle records of ``node``'s processes (spawned, exited, links, names, services)."""
+        return f"{self.namespace}.proc.{_check_token(node, 'node id')}.log"
 
     def events(self, system: str) -> str:
         return f"{self.namespace}.events.{_check_token(system, 'event system')}"

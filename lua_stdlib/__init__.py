@@ -18,6 +18,8 @@ from ._host import ModuleUnavailable as ModuleUnavailable
 from ._host import available_modules as available_modules
 from ._host import register_module as register_module
 from ._mod_io import Stdio as Stdio
+from ._process import ProcessBridge as ProcessBridge
+from ._process import decode_binary as decode_binary
 from ._vm import LuaSettings as LuaSettings
 from ._vm import LuaVM as LuaVM
 from ._vm import Pending as Pending
@@ -35,8 +37,10 @@ __all__ = [
     "LuaVM",
     "ModuleUnavailable",
     "Pending",
+    "ProcessBridge",
     "Stdio",
     "available_modules",
+    "decode_binary",
     "parse_go_duration",
     "register_module",
 ]

@@ -92,6 +92,10 @@ class HostContext:
     env: Any = None
     #: the node's metrics (services.Telemetry), for `metrics`
     telemetry: Any = None
+    #: the node's process runtime (services.ProcessRuntime), for `process`; None: only process.pid()
+    processes: Any = None
+    #: messages one mailbox queue may hold before further ones become dead letters (0: no limit)
+    mailbox_limit: int = 10_000
 
 
 class LuaHost:
@@ -121,12 +125,15 @@ class LuaHost:
         self.readonly = self.sandbox.readonly
         self.payload = rt.execute(_source("payload.lua"), self.sandbox.readonly)
         self._bridge.payload = self.payload
-        self.process_global = self._process_global()
         self.security_host = SecurityHost(self.vm, ctx.registry, strict=ctx.strict, stores=ctx.stores,
                                           expr=ctx.expr, env=ctx.env)
         self.security = rt.execute(_source("security.lua"), self.vm.S, self.vm.errors, self.security_host.bridge(),
                                    self.readonly)
         self.check = self.security.check
+        from ._process import ProcessBridge
+
+        self.process = ProcessBridge(self, ctx.processes, ctx.pid, ctx.mailbox_limit)
+        self.process_global = self.process.public
 
     def _types_library(self) -> Any:
         try:
@@ -149,9 +156,6 @@ class LuaHost:
 
     def _print(self, label: str, text: str) -> None:
         log.info(text, extra={"fields": {"entry": label, "pid": self.ctx.pid, "source": "print"}})
-
-    def _process_global(self) -> Any:
-        return self.vm.rt.execute(_PROCESS_GLOBAL, self.ctx.pid, self.vm.errors, self.sandbox.readonly)
 
     # -- entries ---------------------------------------------------------------------------------
     def entry(self, entry_id: str) -> Entry:
@@ -258,28 +262,3 @@ class LuaHost:
 def _lua_message(exc: BaseException) -> str:
     text = str(exc)
     return text.split("\nstack traceback:", 1)[0]
-
-
-# The `process` global, as far as this layer goes: the pid; the rest arrives with processes.
-_PROCESS_GLOBAL = """
-local pid, errors, readonly = ...
-local function unavailable(name)
-    return function()
-        error(errors._make("UNAVAILABLE", "process." .. name .. " is not implemented in this runtime yet"), 2)
-    end
-end
-local P = {}
-for _, name in ipairs({"send", "spawn", "spawn_monitored", "spawn_linked", "spawn_linked_monitored", "exec",
-                       "terminate", "cancel", "monitor", "unmonitor", "link", "unlink", "inbox", "events",
-                       "listen", "unlisten", "get_options", "set_options", "upgrade", "with_context",
-                       "with_options"}) do
-    P[name] = unavailable(name)
-end
-P.pid = function() return pid end
-P.id = function() return pid end
-P.registry = readonly({register = unavailable("registry.register"), lookup = unavailable("registry.lookup"),
-                       unregister = unavailable("registry.unregister")}, "process.registry")
-P.event = readonly({CANCEL = "pid.cancel", EXIT = "pid.exit", LINK_DOWN = "pid.link.down",
-                    OUTDATED = "pid.outdated"}, "process.event")
-return readonly(P, "process")
-"""

@@ -99,10 +99,11 @@ def no_big_ints(value: Any) -> Any:
     return value
 
 
-def lua_to_json(host: LuaHost) -> Callable[..., Any]:
+def lua_to_json(host: LuaHost, binary: Callable[[Raw], Any] | None = None) -> Callable[..., Any]:
     """``to_python(value, empty=list)``: a Lua value as JSON-ready Python data by Wippy's rules.
 
     ``empty()`` makes the value of an empty table. Raises ``JsonValueError`` for what JSON cannot hold.
+    A binary (non-UTF-8) string becomes ``binary(raw)``, or its text with bad bytes replaced.
     """
     vm = host.vm
     is_error = vm._is_error
@@ -153,7 +154,7 @@ def lua_to_json(host: LuaHost) -> Callable[..., Any]:
                 return str(value)
             return out
         if t is Raw:
-            return value.text()
+            return value.text() if binary is None else binary(value)
         raise JsonValueError(f"cannot encode a {type_name(value)}")
 
     def to_python(value: Any, empty: Callable[[], Any] = list) -> Any:

@@ -282,7 +282,7 @@ async def _run_process(cfg: CliConfig, ns: argparse.Namespace, *, reset: bool, m
                 entry_id, args = find_command(entries, rest[0]).entry, rest[1:]
             return await run_terminal_process(node.registry, node.node, entry_id, args,
                                               strict=cfg.runtime.security_strict, stores=node.stores,
-                                              env=node.env, telemetry=node.telemetry)
+                                              env=node.env, telemetry=node.telemetry, processes=node.processes)
     finally:
         state.release()
 

@@ -2,7 +2,8 @@
 
 The registry projection keeps current entries in memory for serving and writes the
 ``registry_*`` tables of the state dir's DuckDB file in batches, with its checkpoint in the same
-transaction.
+transaction. The audit and process projections follow their streams into the ``audit`` and
+``process*`` tables the same way.
 """
 
 from ._audit import AUDIT as AUDIT
@@ -11,6 +12,8 @@ from ._duckdb import REGISTRY as REGISTRY
 from ._duckdb import PersistedRegistry as PersistedRegistry
 from ._duckdb import ProjectionDB as ProjectionDB
 from ._duckdb import QueryResult as QueryResult
+from ._proc import PROC as PROC
+from ._proc import ProcProjection as ProcProjection
 from ._registry_runner import ProjectionSettings as ProjectionSettings
 from ._registry_runner import RegistryProjection as RegistryProjection
 from ._registry_state import AppliedChangeset as AppliedChangeset
@@ -19,10 +22,12 @@ from ._registry_state import fold as fold
 
 __all__ = [
     "AUDIT",
+    "PROC",
     "REGISTRY",
     "AppliedChangeset",
     "AuditProjection",
     "PersistedRegistry",
+    "ProcProjection",
     "ProjectionDB",
     "ProjectionSettings",
     "QueryResult",

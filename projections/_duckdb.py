@@ -9,6 +9,11 @@ write it in double quotes (``SELECT "at" FROM registry_versions``)::
     registry_history (version, id, op, kind, meta JSON, data JSON, at, author, origin)
     registry_files_base(id, digest)          what the app files said at their last apply
     audit(seq, at, type, actor, node, action, resource, entry, detail JSON)   the audit stream
+    processes(pid, entry_id, host, parent, node, status, started_at, exited_at, exit_error, restarts)
+                                             one row per pid; status running | exited | failed
+    process_messages(seq, at, from_pid, to_pid, topic, bytes)            every proc.message
+    process_dead_letters(seq, at, from_pid, to_pid, topic, reason, bytes)  every proc.dead_letter
+    process_events(seq, at, type, pid, node, body JSON)                   every proc record
     projection_checkpoints(name, seq, version)
 
 A batch of changesets and the checkpoint are written in one transaction, so a crash never
@@ -21,7 +26,7 @@ the newest history row per id at or below that version, unless it is a delete.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +73,26 @@ CREATE OR REPLACE VIEW audit AS
     SELECT seq, make_timestamptz(at_us) AS "at", type, actor, node, action, resource, entry,
            detail::JSON AS detail
     FROM store.audit;
+CREATE TABLE IF NOT EXISTS store.processes (
+    pid VARCHAR, entry_id VARCHAR, host VARCHAR, parent VARCHAR, node VARCHAR, status VARCHAR,
+    started_us BIGINT, exited_us BIGINT, exit_error VARCHAR, restarts BIGINT);
+CREATE OR REPLACE VIEW processes AS
+    SELECT pid, entry_id, host, parent, node, status, make_timestamptz(started_us) AS started_at,
+           make_timestamptz(exited_us) AS exited_at, exit_error, restarts
+    FROM store.processes;
+CREATE TABLE IF NOT EXISTS store.process_messages (
+    seq BIGINT, at_us BIGINT, from_pid VARCHAR, to_pid VARCHAR, topic VARCHAR, bytes BIGINT);
+CREATE OR REPLACE VIEW process_messages AS
+    SELECT seq, make_timestamptz(at_us) AS "at", from_pid, to_pid, topic, bytes FROM store.process_messages;
+CREATE TABLE IF NOT EXISTS store.process_dead_letters (
+    seq BIGINT, at_us BIGINT, from_pid VARCHAR, to_pid VARCHAR, topic VARCHAR, reason VARCHAR, bytes BIGINT);
+CREATE OR REPLACE VIEW process_dead_letters AS
+    SELECT seq, make_timestamptz(at_us) AS "at", from_pid, to_pid, topic, reason, bytes
+    FROM store.process_dead_letters;
+CREATE TABLE IF NOT EXISTS store.process_events (
+    seq BIGINT, at_us BIGINT, type VARCHAR, pid VARCHAR, node VARCHAR, body VARCHAR);
+CREATE OR REPLACE VIEW process_events AS
+    SELECT seq, make_timestamptz(at_us) AS "at", type, pid, node, body::JSON AS body FROM store.process_events;
 CREATE OR REPLACE VIEW registry_files_base AS SELECT * FROM store.registry_files_base;
 CREATE OR REPLACE VIEW projection_checkpoints AS SELECT * FROM store.projection_checkpoints;
 """
@@ -227,7 +252,34 @@ class ProjectionDB:
                 con.execute("ROLLBACK")
                 raise
 
+    def write_processes(self, processes: Mapping[str, tuple[Any, ...]],
+                        appends: Mapping[str, Sequence[tuple[Any, ...]]], *, checkpoint: str, seq: int) -> None:
+        """Replace ``processes`` rows by pid, append rows to other ``store`` tables and move a checkpoint,
+        atomically (the process projection)."""
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if processes:
+                    _delete_ids(con, "store.processes", processes.keys(), key="pid")
+                    _append(con, "store.processes", processes.values())
+                for table, rows in appends.items():
+                    if rows:
+                        _append(con, f"store.{table}", rows)
+                con.execute("DELETE FROM store.projection_checkpoints WHERE name = ?", [checkpoint])
+                con.execute("INSERT INTO store.projection_checkpoints VALUES (?, ?, ?)", [checkpoint, seq, 0])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
     # -- reading ------------------------------------------------------------------------------------
+    def process_rows(self, pids: Iterable[str]) -> list[tuple[Any, ...]]:
+        """The stored ``processes`` rows of these pids (times as microseconds), in column order."""
+        return self._con.cursor().execute(
+            "SELECT * FROM store.processes WHERE pid IN (SELECT unnest(?::VARCHAR[]))", [list(pids)]
+        ).fetchall()
+
     def state_at(self, version: int) -> dict[str, tuple[Entry, str | None]]:
         cur = self._con.cursor()
         rows = cur.execute(
@@ -287,8 +339,8 @@ def _run(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None 
     )
 
 
-def _delete_ids(con: duckdb.DuckDBPyConnection, table: str, ids: Iterable[str]) -> None:
-    con.execute(f"DELETE FROM {table} WHERE id IN (SELECT unnest(?::VARCHAR[]))", [list(ids)])
+def _delete_ids(con: duckdb.DuckDBPyConnection, table: str, ids: Iterable[str], *, key: str = "id") -> None:
+    con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT unnest(?::VARCHAR[]))", [list(ids)])
 
 
 def _append(con: duckdb.DuckDBPyConnection, table: str, rows: Iterable[tuple[Any, ...]]) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from wippy.core import (
     JetStreamEventStore,
@@ -21,11 +21,14 @@ from wippy.core import (
     ServerSettings,
     StoreSettings,
     Subjects,
+    evaluate_expr,
 )
-from wippy.projections import AuditProjection, ProjectionDB, ProjectionSettings, RegistryProjection
+from wippy.lua_stdlib import HostContext, LuaHost
+from wippy.projections import AuditProjection, ProcProjection, ProjectionDB, ProjectionSettings, RegistryProjection
 
 from ._admin import AdminServer
 from ._env import EnvService
+from ._processes import ProcessRuntime
 from ._registry import RegistryService
 from ._statedir import NodeRecord, StateDir
 from ._stores import StoreHub
@@ -64,6 +67,7 @@ class Runtime:
         self._db: ProjectionDB | None = None
         self._projection: RegistryProjection | None = None
         self._audit: AuditProjection | None = None
+        self._proc: ProcProjection | None = None
         self._registry: RegistryService | None = None
         self.stores: StoreHub | None = None
         self.env: EnvService | None = None
@@ -98,7 +102,9 @@ class Runtime:
             await self._projection.start()
             self._audit = AuditProjection(self._store, self._db)
             await self._audit.start()
-            self._registry = RegistryService(self._projection, node=self.node, audit=self._audit)
+            self._proc = ProcProjection(self._store, self._db, self.settings.projection)
+            await self._proc.start()
+            self._registry = RegistryService(self._projection, node=self.node, audit=self._audit, proc=self._proc)
             self.stores = StoreHub(self._registry)
             self.env = EnvService(self._registry, environ=self.settings.environ, base_dir=self.settings.app_dir)
         except BaseException:
@@ -110,10 +116,13 @@ class Runtime:
         """Release everything in reverse order. Idempotent."""
         projection, self._projection = self._projection, None
         audit, self._audit = self._audit, None
+        proc, self._proc = self._proc, None
         db, self._db = self._db, None
         store, self._store = self._store, None
         server, self.server = self.server, None
         try:
+            if proc is not None:
+                await proc.aclose()
             if audit is not None:
                 await audit.aclose()
             if projection is not None:
@@ -146,11 +155,16 @@ class Node(Runtime):
         self._admin: AdminServer | None = None
         #: the node's metrics (the `metrics` module records into it)
         self.telemetry: Telemetry | None = None
+        #: the node's processes (process hosts, mailboxes, links, names)
+        self.processes: ProcessRuntime | None = None
 
     async def open(self) -> Self:
         await super().open()
         try:
             self.telemetry = Telemetry(self.settings.telemetry)
+            self.processes = ProcessRuntime(node=self.node, store=self.store, registry=self.registry,
+                                            host_factory=self.make_host)
+            await self.processes.start()
             self._admin = AdminServer(self.store, self.registry, self.node)
             await self._admin.start()
             self.state_dir.write_node_record(
@@ -161,11 +175,21 @@ class Node(Runtime):
             raise
         return self
 
+    def make_host(self, host_id: str, pid: str, *, stdio: Any = None, args: tuple[str, ...] = ()) -> LuaHost:
+        """A LuaHost for one process host of this node (its processes share it)."""
+        return LuaHost(HostContext(registry=self.registry, node=self.node, pid=pid, stdio=stdio, args=args,
+                                   strict=self.settings.security_strict, stores=self.stores,
+                                   audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
+                                   telemetry=self.telemetry, processes=self.processes))
+
     async def aclose(self) -> None:
         self.state_dir.clear_node_record()
         admin, self._admin = self._admin, None
         telemetry, self.telemetry = self.telemetry, None
+        processes, self.processes = self.processes, None
         try:
+            if processes is not None:
+                await processes.aclose()
             if admin is not None:
                 await admin.aclose()
         finally:

@@ -33,7 +33,7 @@ from wippy.core import (
 from wippy.core import (
     load_app as _load_app,
 )
-from wippy.projections import AuditProjection, RegistryProjection
+from wippy.projections import AuditProjection, ProcProjection, RegistryProjection
 
 AppLoader = Callable[[Path], Any]
 DENIED = "security.access.denied"
@@ -59,11 +59,13 @@ class ApplyResult:
 
 
 class RegistryService:
-    def __init__(self, projection: RegistryProjection, *, node: str, audit: AuditProjection | None = None) -> None:
+    def __init__(self, projection: RegistryProjection, *, node: str, audit: AuditProjection | None = None,
+                 proc: ProcProjection | None = None) -> None:
         self.projection = projection
         self.store = projection.store
         self.node = node
         self.audit_projection = audit
+        self.proc_projection = proc
         self._write_lock = asyncio.Lock()
 
     @property
@@ -216,6 +218,8 @@ class RegistryService:
         await self.projection.flush()
         if self.audit_projection is not None:
             await self.audit_projection.flush()
+        if self.proc_projection is not None:
+            await self.proc_projection.catch_up()
         result = await asyncio.to_thread(self.projection.db.query, sql, at=at)
         return result.records()
 

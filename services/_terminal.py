@@ -74,11 +74,16 @@ async def run_terminal_process(
     stores: Any = None,
     env: Any = None,
     telemetry: Any = None,
+    processes: Any = None,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Run a process.lua entry to completion on the terminal host; returns the exit code."""
+    """Run a process.lua entry to completion on the terminal host; returns the exit code.
+
+    With the node's ``processes`` runtime the entry runs as a real process (it can spawn, send and
+    receive); without one, on a private host where only ``process.pid`` works.
+    """
     err_stream = stderr or sys.stderr
     entries = registry.current()
     entry = entries.get(entry_id)
@@ -93,8 +98,13 @@ async def run_terminal_process(
     if entry.kind != "process.lua":
         raise ConfigError(f"{entry_id} is a {entry.kind}; `wippy run -x` runs process.lua entries")
     host_entry = terminal_host(entries)
-    pid = f"{{{node}@{host_entry.id}|0x{next(_pids):05x}}}"
     stdio = Stdio(stdin or sys.stdin, stdout or sys.stdout, err_stream)
+    if processes is not None:
+        try:
+            return await _run_as_process(processes, host_entry.id, entry_id, args, stdio)
+        finally:
+            stdio.stdout.flush()
+    pid = f"{{{node}@{host_entry.id}|0x{next(_pids):05x}}}"
     host = LuaHost(HostContext(registry=registry, node=node, pid=pid, settings=settings or LuaSettings(),
                                stdio=stdio, args=tuple(args), strict=strict, stores=stores,
                                audit=registry.record_denied, expr=_expr_evaluator(), env=env,
@@ -109,18 +119,34 @@ async def run_terminal_process(
         if not ok:
             message = str(results[0]) if results else "unknown error"
             trace = str(results[1]) if len(results) > 1 and results[1] else ""
-            err_stream.write(f"error: {entry_id}: {message}\n")
-            if trace:
-                err_stream.write(trace.rstrip() + "\n")
-            return 1
+            return _exit_code(entry_id, None, message, trace, err_stream)
         value = results[0] if results else None
         failure = results[1] if len(results) > 1 else None
-        if failure is not None:
-            err_stream.write(f"error: {entry_id}: {failure}\n")
-            return 1
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value & 0xFF
-        return 0
+        return _exit_code(entry_id, value, None if failure is None else str(failure), "", err_stream)
     finally:
         stdio.stdout.flush()
         await host.aclose()
+
+
+async def _run_as_process(processes: Any, host_id: str, entry_id: str, args: Sequence[str], stdio: Stdio) -> int:
+    processes.terminal(host_id, stdio, tuple(args))
+    try:
+        pid = processes.spawn(None, entry_id, host_id, {}, list(args))
+    except LuaCodeError as exc:
+        stdio.stderr.write(f"error: {exc}\n")
+        return 1
+    proc = processes.procs[pid]
+    value, error = await proc.done
+    return _exit_code(entry_id, value, error, proc.trace, stdio.stderr)
+
+
+def _exit_code(entry_id: str, value: Any, error: str | None, trace: str, err_stream: TextIO) -> int:
+    """An integer result is the exit code; nothing is 0; an error is printed and gives 1."""
+    if error is not None:
+        err_stream.write(f"error: {entry_id}: {error}\n")
+        if trace:
+            err_stream.write(trace.rstrip() + "\n")
+        return 1
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value & 0xFF
+    return 0

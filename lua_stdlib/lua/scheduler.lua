@@ -87,7 +87,7 @@ end
 function S.spawn(fn, done, parent, ...)
     local co = raw_create(fn)
     local task = { co = co, done = done, parent = parent, children = nil, threads = {}, cpu = 0,
-                   ctx = parent and parent.ctx or nil }
+                   ctx = parent and parent.ctx or nil, proc = parent and parent.proc or nil }
     tasks[co] = task
     if parent ~= nil then
         parent.children = parent.children or {}

@@ -1,0 +1,513 @@
+"""The node's process runtime: Lua actor processes on process hosts, with every message and
+lifecycle change a record on the ``proc`` stream (schema: core/_proc_records.py).
+
+Hosts. Each ``process.host`` (and ``terminal.host``) entry gets one LuaHost, made on first use;
+its processes are tasks of that host's VM (many processes share one Lua state; each has its own
+task, mailbox and security context; they share the entries' compiled code and module tables).
+
+Messages. ``send`` appends a ``proc.message`` record to the addressee's node subject, pipelined
+(``send`` returns once the record is queued on the connection, in order; it is durable when
+JetStream acknowledges it, which the publisher checks in the background). Each node consumes its
+own subject with an ordered push consumer and routes every record to the mailbox of its pid; a
+message for a pid that is gone (or whose mailbox is full) becomes a ``proc.dead_letter`` record.
+Because signals (a monitored process's EXIT, LINK_DOWN, CANCEL, forced termination) travel the
+same way, a process sees the messages another one sent before it exited ahead of its EXIT.
+
+Lifecycle records (spawned, exited, links, monitors, names) are appended the same pipelined way
+to ``<ns>.proc.<node>.log``. Pids are ``{node@host|0x...}``; a node's pids never repeat, also
+across runs (each run counts up from its start time in milliseconds), because the log outlives
+runs and the projections key processes by pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from wippy.core import (
+    EventStore,
+    LogUnavailableError,
+    NotFoundError,
+    Record,
+    RecordError,
+    Subscription,
+    WippyError,
+    proc_records,
+)
+
+log = logging.getLogger("wippy.processes")
+
+HOST_KINDS = ("process.host", "terminal.host")
+_PID_EPOCH_MS = 1_767_225_600_000  # 2026-01-01: keeps pids short
+
+
+class ProcessError(WippyError):
+    """A process operation the caller got wrong (bad entry, host, pid)."""
+
+    kind = "INVALID"
+
+
+class AlreadyExistsError(WippyError):
+    kind = "ALREADY_EXISTS"
+
+
+@dataclass(slots=True)
+class Proc:
+    """What the runtime knows of one live process of this node."""
+
+    pid: str
+    entry_id: str
+    host_id: str
+    parent: str | None
+    bridge: Any  # the host's ProcessBridge
+    done: asyncio.Future[tuple[Any, str | None]]
+    links: set[str] = field(default_factory=set)
+    watchers: set[str] = field(default_factory=set)  # who monitors this process
+    names: set[str] = field(default_factory=set)
+    ended: bool = False
+    trace: str = ""  # the Lua traceback of an error exit
+
+
+# (host entry id, default pid, stdio=None, args=()) -> LuaHost
+HostFactory = Callable[..., Any]
+
+
+class ProcessRuntime:
+    """Processes of one node. Use from the node's event loop."""
+
+    def __init__(self, *, node: str, store: EventStore, registry: Any, host_factory: HostFactory) -> None:
+        self.node = node
+        self.store = store
+        self.registry = registry
+        self._host_factory = host_factory
+        self._subjects = store.subjects
+        self._inbound = self._subjects.proc(node)
+        self._log_subject = self._subjects.proc_log(node)
+        self.hosts: dict[str, Any] = {}
+        self.procs: dict[str, Proc] = {}
+        self.names: dict[str, str] = {}
+        # pids never repeat on a node (the log outlives runs): a run counts up from its start time
+        self._next_id = time.time_ns() // 1_000_000 - _PID_EPOCH_MS
+        self._sub: Subscription | None = None
+        self._publisher = _Publisher(store)
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Follow this node's deliveries from the current end of the stream."""
+        stream = self._subjects.proc_stream
+        head = await self.store.last_seq(stream)
+        self._publisher.start()
+        self._sub = await self.store.subscribe_raw(stream, head + 1, self._on_raw, subject=self._inbound)
+
+    async def aclose(self) -> None:
+        """Stop every process, write what is queued, stop following. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for pid in list(self.procs):
+            self._kill(pid, "the node is stopping")
+        await self._publisher.aclose()
+        if self._sub is not None:
+            await self._sub.stop()
+        hosts, self.hosts = self.hosts, {}
+        for host in hosts.values():
+            await host.aclose()
+
+    # -- hosts --------------------------------------------------------------------------------
+    def host(self, host_id: str) -> Any:
+        """The LuaHost of a process.host / terminal.host entry (made on first use)."""
+        found = self.hosts.get(host_id)
+        if found is not None:
+            return found
+        entry = self.registry.get(host_id)
+        if entry is None:
+            raise NotFoundError(f"host {host_id} does not exist")
+        if entry.kind not in HOST_KINDS:
+            raise ProcessError(f"{host_id} is a {entry.kind}, not a process host (process.host or terminal.host)")
+        found = self._host_factory(host_id, f"{{{self.node}@{host_id}|0x00000}}")
+        self.hosts[host_id] = found
+        return found
+
+    def terminal(self, host_id: str, stdio: Any, args: tuple[str, ...]) -> None:
+        """Make the terminal host's LuaHost with the real streams and the command-line arguments."""
+        if host_id not in self.hosts:
+            entry = self.registry.get(host_id)
+            if entry is None or entry.kind != "terminal.host":
+                raise ProcessError(f"{host_id} is not a terminal.host")
+            self.hosts[host_id] = self._host_factory(host_id, f"{{{self.node}@{host_id}|0x00000}}", stdio=stdio,
+                                                     args=args)
+
+    def _new_pid(self, host_id: str) -> str:
+        self._next_id += 1
+        return f"{{{self.node}@{host_id}|0x{self._next_id:05x}}}"
+
+    # -- spawning ------------------------------------------------------------------------------
+    def spawn(self, parent: str | None, entry_id: str, host_id: str, opts: dict[str, Any], args: list[Any]) -> str:
+        if self._closed:
+            raise ProcessError("the node is stopping; no new processes")
+        entry = self.registry.get(entry_id)
+        if entry is None:
+            raise NotFoundError(f"process entry {entry_id} does not exist")
+        if entry.kind != "process.lua":
+            raise ProcessError(f"{entry_id} is a {entry.kind}; only process.lua entries run as processes")
+        host = self.host(host_id)
+        from wippy.lua_stdlib import LuaCodeError
+
+        try:
+            fn = host.callable(entry)
+        except LuaCodeError as exc:
+            raise ProcessError(f"cannot start {entry_id}: {exc}") from exc
+        name = opts.get("name")
+        if name is not None and name in self.names:
+            raise AlreadyExistsError(f"the name {name} is already registered (to {self.names[name]})")
+        pid = self._new_pid(host_id)
+        vm = host.vm
+        done: asyncio.Future[tuple[Any, str | None]] = asyncio.get_running_loop().create_future()
+        proc = Proc(pid, entry_id, host_id, parent, host.process, done)
+        self.procs[pid] = proc
+        lua_args = [vm.to_lua(_restore(a)) for a in args]
+        task = vm.spawn(fn, tuple(lua_args), lambda ok, results: self._exited(pid, ok, results))
+        host.process.attach(task, pid)
+        host.process.setup(task, opts.get("context"), opts.get("security"))
+        self._log(proc_records.SPAWNED, {"pid": pid, "entry": entry_id, "host": host_id, "parent": parent,
+                                         "linked": bool(opts.get("link")), "monitored": bool(opts.get("monitor"))})
+        if parent is not None and opts.get("link"):
+            self.link(parent, pid)
+        if parent is not None and opts.get("monitor"):
+            self.monitor(parent, pid)
+        if name is not None:
+            self.register(pid, str(name), pid)
+        for message in opts.get("messages") or ():
+            self.send(parent, pid, message["topic"], message["args"])
+        return pid
+
+    async def exec(self, parent: str | None, entry_id: str, host_id: str, opts: dict[str, Any],
+                   args: list[Any]) -> tuple[Any, str | None]:
+        """Run a process to its end: (result, None) or (None, error message)."""
+        pid = self.spawn(parent, entry_id, host_id, opts, args)
+        return await asyncio.shield(self.procs[pid].done)
+
+    def wait(self, pid: str) -> asyncio.Future[tuple[Any, str | None]]:
+        """The (result, error) of a live local process, when it ends."""
+        proc = self.procs.get(pid)
+        if proc is None:
+            raise NotFoundError(f"no process {pid} on this node")
+        return proc.done
+
+    def _exited(self, pid: str, ok: bool, results: tuple[Any, ...]) -> None:
+        proc = self.procs.get(pid)
+        if proc is None or proc.ended:
+            return
+        bridge = proc.bridge
+        if ok:
+            value = _data(bridge, results[0] if results else None)
+            err = results[1] if len(results) > 1 else None
+            error = None if err is None else _message(bridge, err)
+        else:
+            value = None
+            error = _message(bridge, results[0] if results else "unknown error")
+            proc.trace = str(results[1]) if len(results) > 1 and results[1] else ""
+        self._end(proc, value, error)
+
+    def _end(self, proc: Proc, value: Any, error: str | None, kind: str | None = None) -> None:
+        proc.ended = True
+        pid = proc.pid
+        self.procs.pop(pid, None)
+        proc.bridge.detach(pid)
+        for name in proc.names:
+            if self.names.get(name) == pid:
+                del self.names[name]
+        self._log(proc_records.EXITED, {"pid": pid, "entry": proc.entry_id, "ok": error is None,
+                                        "result": value if error is None else None, "error": error, "kind": kind})
+        result = {"value": value} if error is None else {"error": error}
+        for watcher in proc.watchers:
+            self._signal(watcher, pid, "exit", result=result)
+        for peer in proc.links:
+            self._unlink_local(peer, pid)
+            if error is not None:
+                self._signal(peer, pid, "link_down", result=result)
+        if not proc.done.done():
+            proc.done.set_result((value, error))
+
+    def _kill(self, pid: str, error: str) -> None:
+        proc = self.procs.get(pid)
+        if proc is None or proc.ended:
+            return
+        proc.bridge.kill(pid)
+        self._end(proc, None, error, kind="CANCELED")
+
+    # -- messages --------------------------------------------------------------------------------
+    def resolve(self, dest: str) -> str:
+        """A pid, or the pid a local name is registered to."""
+        if dest.startswith("{"):
+            return dest
+        pid = self.names.get(dest)
+        if pid is None:
+            raise NotFoundError(f"no process is registered as {dest}")
+        return pid
+
+    def _subject_for(self, pid: str) -> str:
+        node = proc_records.node_of(pid) or self.node
+        return self._subjects.proc(node)
+
+    def send(self, sender: str | None, dest: str, topic: str, args: list[Any]) -> None:
+        to = self.resolve(dest)
+        body = {"to": to, "from": sender, "topic": topic, "payload": args, "bytes": len(orjson.dumps(args))}
+        self._publisher.emit(self._subject_for(to), Record(type=proc_records.MESSAGE, body=body, node=self.node))
+
+    def _signal(self, to: str, sender: str, signal: str, *, result: Any = None, reason: str | None = None) -> None:
+        body = {"to": to, "from": sender, "signal": signal, "result": result, "reason": reason}
+        self._publisher.emit(self._subject_for(to), Record(type=proc_records.SIGNAL, body=body, node=self.node))
+
+    def _log(self, type_name: str, body: dict[str, Any]) -> None:
+        self._publisher.emit(self._log_subject, Record(type=type_name, body=body, node=self.node))
+
+    def _on_raw(self, seq: int, data: bytes, _pending: int) -> None:
+        try:
+            record = Record.decode(data)
+        except RecordError as exc:
+            log.error("proc record %d skipped: %s", seq, exc)
+            return
+        body = record.body
+        to = body.get("to")
+        if not isinstance(to, str):
+            return
+        if record.type == proc_records.MESSAGE:
+            self._deliver(record, to, body)
+        elif record.type == proc_records.SIGNAL:
+            self._on_signal(record, to, body)
+
+    def _deliver(self, record: Record, to: str, body: dict[str, Any]) -> None:
+        proc = self.procs.get(to)
+        args = body.get("payload") or []
+        status = "gone"
+        if proc is not None:
+            status = proc.bridge.deliver(to, str(body.get("topic")), body.get("from"), [_restore(a) for a in args])
+        if status != "ok":
+            reason = "no such process" if status == "gone" else "mailbox full"
+            self._log(proc_records.DEAD_LETTER, {"to": to, "from": body.get("from"), "topic": body.get("topic"),
+                                                 "reason": reason, "bytes": len(record.encode())})
+
+    def _on_signal(self, record: Record, to: str, body: dict[str, Any]) -> None:
+        sender = str(body.get("from"))
+        signal = body.get("signal")
+        at = record.at / 1e9
+        if signal in ("monitor", "unmonitor", "link", "unlink"):  # from another node
+            getattr(self, f"_{signal}_remote")(sender, to)
+            return
+        proc = self.procs.get(to)
+        if proc is None:
+            return
+        bridge = proc.bridge
+        if signal == "exit":
+            bridge.event(to, {"kind": "pid.exit", "from": sender, "at": at, "result": body.get("result")})
+        elif signal == "link_down":
+            if bridge.traps_links(to):
+                bridge.event(to, {"kind": "pid.link.down", "from": sender, "at": at, "result": body.get("result")})
+            else:
+                failed = (body.get("result") or {}).get("error")
+                self._kill(to, f"linked process {sender} failed: {failed}")
+        elif signal == "cancel":
+            bridge.event(to, {"kind": "pid.cancel", "from": sender, "at": at, "reason": body.get("reason")})
+        elif signal == "terminate":
+            self._kill(to, f"terminated by {sender}")
+
+    # -- signals -----------------------------------------------------------------------------------
+    def _is_local(self, pid: str) -> bool:
+        return (proc_records.node_of(pid) or self.node) == self.node
+
+    def terminate(self, sender: str, dest: str) -> None:
+        self._signal(self.resolve(dest), sender, "terminate")
+
+    def cancel(self, sender: str, dest: str, reason: str | None) -> None:
+        self._signal(self.resolve(dest), sender, "cancel", reason=reason)
+
+    def monitor(self, sender: str, dest: str) -> None:
+        target = self.resolve(dest)
+        self._log(proc_records.MONITORED, {"pid": sender, "target": target})
+        if self._is_local(target):
+            self._monitor_remote(sender, target)
+        else:
+            self._signal(target, sender, "monitor")
+
+    def _monitor_remote(self, watcher: str, target: str) -> None:
+        proc = self.procs.get(target)
+        if proc is None:  # already gone: the watcher hears so at once, as in OTP
+            self._signal(watcher, target, "exit", result={"error": "no such process"})
+            return
+        proc.watchers.add(watcher)
+
+    def unmonitor(self, sender: str, dest: str) -> None:
+        target = self.resolve(dest)
+        self._log(proc_records.DEMONITORED, {"pid": sender, "target": target})
+        if self._is_local(target):
+            self._unmonitor_remote(sender, target)
+        else:
+            self._signal(target, sender, "unmonitor")
+
+    def _unmonitor_remote(self, watcher: str, target: str) -> None:
+        proc = self.procs.get(target)
+        if proc is not None:
+            proc.watchers.discard(watcher)
+
+    def link(self, sender: str, dest: str) -> None:
+        target = self.resolve(dest)
+        if target == sender:
+            raise ProcessError("process.link: a process cannot link to itself")
+        self._log(proc_records.LINKED, {"pid": sender, "peer": target})
+        self._link_remote(target, sender)  # our side (sender is local)
+        if self._is_local(target):
+            self._link_remote(sender, target)
+        else:
+            self._signal(target, sender, "link")
+
+    def _link_remote(self, peer: str, pid: str) -> None:
+        """``pid`` (local) learns it is linked to ``peer``; a dead ``pid`` answers with LINK_DOWN."""
+        proc = self.procs.get(pid)
+        if proc is None:
+            self._signal(peer, pid, "link_down", result={"error": "no such process"})
+            return
+        proc.links.add(peer)
+
+    def unlink(self, sender: str, dest: str) -> None:
+        target = self.resolve(dest)
+        self._log(proc_records.UNLINKED, {"pid": sender, "peer": target})
+        self._unlink_local(sender, target)
+        if self._is_local(target):
+            self._unlink_local(target, sender)
+        else:
+            self._signal(target, sender, "unlink")
+
+    def _unlink_remote(self, peer: str, pid: str) -> None:
+        self._unlink_local(pid, peer)
+
+    def _unlink_local(self, pid: str, peer: str) -> None:
+        proc = self.procs.get(pid)
+        if proc is not None:
+            proc.links.discard(peer)
+
+    # -- names ---------------------------------------------------------------------------------------
+    def register(self, sender: str, name: str, pid: str) -> None:
+        holder = self.names.get(name)
+        if holder is not None and holder != pid:
+            raise AlreadyExistsError(f"the name {name} is already registered (to {holder})")
+        proc = self.procs.get(pid)
+        if proc is None:
+            raise NotFoundError(f"no live process {pid} on this node to register as {name}")
+        self.names[name] = pid
+        proc.names.add(name)
+        self._log(proc_records.REGISTERED, {"name": name, "pid": pid})
+
+    def lookup(self, name: str) -> str:
+        pid = self.names.get(name)
+        if pid is None:
+            raise NotFoundError(f"no process is registered as {name}")
+        return pid
+
+    def unregister(self, sender: str, name: str) -> bool:
+        pid = self.names.pop(name, None)
+        if pid is None:
+            return False
+        proc = self.procs.get(pid)
+        if proc is not None:
+            proc.names.discard(name)
+        self._log(proc_records.UNREGISTERED, {"name": name, "pid": pid})
+        return True
+
+    async def flush(self) -> None:
+        """Return once every record queued so far is acknowledged by JetStream."""
+        await self._publisher.flush()
+
+
+def _restore(value: Any) -> Any:
+    from wippy.lua_stdlib import decode_binary
+
+    return decode_binary(value)
+
+
+def _data(bridge: Any, value: Any) -> Any:
+    try:
+        return bridge.to_python(value, "exit result")
+    except WippyError:
+        return str(value)
+
+
+def _message(bridge: Any, err: Any) -> str:
+    if isinstance(err, str):
+        return err
+    return str(bridge.vm.tostring(err))
+
+
+class _Publisher:
+    """Appends records pipelined, in order, from synchronous callers; checks acknowledgements."""
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+        self._queue: deque[tuple[str, bytes]] = deque()
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._acks: deque[asyncio.Future[Any]] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.failed = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="wippy-proc-publisher")
+
+    def emit(self, subject: str, record: Record) -> None:
+        self._queue.append((subject, record.encode()))
+        self._drained.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                subject, data = self._queue[0]
+                try:
+                    ack = await self._store.publish_pipelined(subject, data)
+                except LogUnavailableError as exc:
+                    log.warning("proc record not published yet (%s); retrying", exc)
+                    await asyncio.sleep(0.2)
+                    continue
+                self._queue.popleft()
+                ack.add_done_callback(self._acked)
+                self._acks.append(ack)
+                while self._acks and self._acks[0].done():
+                    self._acks.popleft()
+            self._drained.set()
+            if self._closing:
+                return
+
+    def _acked(self, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self.failed += 1
+            log.error("a proc record was not acknowledged: %s", "cancelled" if fut.cancelled() else fut.exception())
+
+    async def flush(self) -> None:
+        if self._task is not None and not self._task.done():
+            await self._drained.wait()
+        pending = [f for f in self._acks if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+
+    async def aclose(self) -> None:
+        if self._task is None:
+            return
+        self._closing = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._task, timeout=10)
+        except TimeoutError:
+            self._task.cancel()
+        await self.flush()
