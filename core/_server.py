@@ -68,6 +68,9 @@ def find_nats_server(explicit: Path | None = None) -> Path:
 
 
 def _set_pdeathsig() -> None:  # pragma: no cover - runs in the forked child
+    # its own process group: a Ctrl-C at the terminal reaches the runtime only, which then stops
+    # the server itself, after its last records are written; it still dies with the runtime
+    os.setpgid(0, 0)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 

@@ -134,6 +134,8 @@ class LuaHost:
 
         self.process = ProcessBridge(self, ctx.processes, ctx.pid, ctx.mailbox_limit)
         self.process_global = self.process.public
+        #: the pid of the process running now (the host's own pid outside any process)
+        self.current_pid = self.vm.get(self.process_global, "pid")
 
     def _types_library(self) -> Any:
         try:
@@ -155,7 +157,7 @@ class LuaHost:
         return found
 
     def _print(self, label: str, text: str) -> None:
-        log.info(text, extra={"fields": {"entry": label, "pid": self.ctx.pid, "source": "print"}})
+        log.info(text, extra={"fields": {"entry": label, "pid": self.current_pid(), "source": "print"}})
 
     # -- entries ---------------------------------------------------------------------------------
     def entry(self, entry_id: str) -> Entry:

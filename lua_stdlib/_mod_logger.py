@@ -29,7 +29,7 @@ _ROOT = "wippy.lua"
 
 def _build(host: LuaHost) -> Any:
     vm = host.vm
-    pid = host.ctx.pid
+    current_pid = host.current_pid
     loggers: dict[str | None, logging.Logger] = {}
 
     def plain(value: Any) -> Any:
@@ -62,7 +62,7 @@ def _build(host: LuaHost) -> Any:
             return
         fields: dict[str, Any] = dict(context) if isinstance(context, dict) else {}
         fields.update(fields_of(table))
-        fields["pid"] = pid
+        fields["pid"] = current_pid()
         if entry:
             fields["entry"] = entry
             fields["location"] = f"{entry}:{line}"

@@ -269,6 +269,9 @@ async def _run_process(cfg: CliConfig, ns: argparse.Namespace, *, reset: bool, m
             await _apply_app(node, cfg, reset=reset, message=message)
             entries = node.registry.current()
             rest = list(ns.rest)
+            if ns.exec_entry or rest[:1] != ["list"]:
+                assert node.supervisor is not None
+                await node.supervisor.start_all()
             if ns.exec_entry:
                 entry_id, args = ns.exec_entry, rest
             elif rest[0] == "list":
@@ -321,10 +324,12 @@ async def _run_node(cfg: CliConfig, *, reset: bool, message: str) -> int:
         state.clear_node_record()
         async with Node(cfg.runtime, state) as node:
             result = await _apply_app(node, cfg, reset=reset, message=message)
+            assert node.supervisor is not None
+            started = await node.supervisor.start_all()
             log.info(
                 "node ready",
                 extra={"fields": {"node": node.node, "app": str(cfg.app_dir), "version": result.version,
-                                  "changed": result.changed, "nats": node.url,
+                                  "changed": result.changed, "nats": node.url, "started": started,
                                   "entries": len(node.registry.projection.state.entries)}},
             )
             if cfg.json:

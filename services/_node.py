@@ -29,6 +29,7 @@ from wippy.projections import AuditProjection, ProcProjection, ProjectionDB, Pro
 from ._admin import AdminServer
 from ._env import EnvService
 from ._processes import ProcessRuntime
+from ._supervisor import Supervisor
 from ._registry import RegistryService
 from ._statedir import NodeRecord, StateDir
 from ._stores import StoreHub
@@ -157,6 +158,8 @@ class Node(Runtime):
         self.telemetry: Telemetry | None = None
         #: the node's processes (process hosts, mailboxes, links, names)
         self.processes: ProcessRuntime | None = None
+        #: starts auto_start hosts and services (`start_all`), restarts services, stops them in order
+        self.supervisor: Supervisor | None = None
 
     async def open(self) -> Self:
         await super().open()
@@ -165,6 +168,7 @@ class Node(Runtime):
             self.processes = ProcessRuntime(node=self.node, store=self.store, registry=self.registry,
                                             host_factory=self.make_host)
             await self.processes.start()
+            self.supervisor = Supervisor(self.processes, self.registry)
             self._admin = AdminServer(self.store, self.registry, self.node)
             await self._admin.start()
             self.state_dir.write_node_record(
@@ -187,7 +191,10 @@ class Node(Runtime):
         admin, self._admin = self._admin, None
         telemetry, self.telemetry = self.telemetry, None
         processes, self.processes = self.processes, None
+        supervisor, self.supervisor = self.supervisor, None
         try:
+            if supervisor is not None:
+                await supervisor.aclose()
             if processes is not None:
                 await processes.aclose()
             if admin is not None:
