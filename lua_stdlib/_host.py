@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from wippy.core import Entry
 
+from ._native_libs import native_library
 from ._security_host import SecurityHost
 from ._vm import LuaSettings, LuaVM, _source
 
@@ -236,7 +237,7 @@ class LuaHost:
             name = str(name)
             if name in import_map:
                 target = import_map[name]
-                lib = self.ctx.registry.get(target)
+                lib = self.ctx.registry.get(target) or native_library(target)
                 if lib is None:
                     return None, f"require({name!r}): library {target} does not exist ({entry.id} imports it)"
                 try:

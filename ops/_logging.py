@@ -21,10 +21,14 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            out.update(fields)
+            for key, value in fields.items():  # a field named like a line's own key keeps its value aside
+                out[f"field.{key}" if key in _OWN_KEYS else key] = value
         if record.exc_info:
             out["error"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
+
+
+_OWN_KEYS = frozenset({"ts", "level", "logger", "msg"})
 
 
 class ConsoleFormatter(logging.Formatter):

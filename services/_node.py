@@ -29,10 +29,10 @@ from wippy.projections import AuditProjection, ProcProjection, ProjectionDB, Pro
 from ._admin import AdminServer
 from ._env import EnvService
 from ._processes import ProcessRuntime
-from ._supervisor import Supervisor
 from ._registry import RegistryService
 from ._statedir import NodeRecord, StateDir
 from ._stores import StoreHub
+from ._supervisor import Supervisor
 from ._telemetry import Telemetry, TelemetrySettings
 
 

@@ -227,6 +227,7 @@ class Supervisor:
         restart = svc.lifecycle.restart
         while not svc.stopping:
             started = time.monotonic()
+            error: str | None
             try:
                 svc.pid = self._spawn(svc)
             except WippyError as exc:
@@ -235,7 +236,7 @@ class Supervisor:
                 svc.state = "running"
                 self._record(svc, "started")
                 _value, error = await self.processes.wait(svc.pid)
-            if svc.stopping:
+            if _stopping(svc):  # set while we waited
                 break
             if error is None:
                 svc.state = "exited"
@@ -319,6 +320,10 @@ class Supervisor:
                 await asyncio.wait_for(asyncio.shield(self.processes.wait(pid)), 5)
         except WippyError:  # already gone
             pass
+
+
+def _stopping(svc: _Service) -> bool:
+    return svc.stopping
 
 
 def _security(raw: dict[str, Any] | None, registry: Any) -> dict[str, Any] | None:

@@ -80,3 +80,11 @@ def test_the_config_level_wins_over_the_command_default(capsys: pytest.CaptureFi
     setup_logging(verbose=True, default_level=logging.WARNING, level=logging.ERROR)
     logging.getLogger("wippy.lua").debug("verbose wins")
     assert "verbose wins" in capsys.readouterr().err
+
+
+def test_fields_never_replace_the_line_keys(capsys: pytest.CaptureFixture[str], restore_logging: None) -> None:
+    setup_logging(verbose=False, encoding="json", level=logging.INFO)
+    logging.getLogger("wippy.lua").warning("parsed", extra={"fields": {"level": "ERROR", "msg": "x", "user": "bob"}})
+    record = json.loads(capsys.readouterr().err)
+    assert (record["level"], record["msg"], record["field.level"], record["field.msg"], record["user"]) == \
+        ("warning", "parsed", "ERROR", "x", "bob")

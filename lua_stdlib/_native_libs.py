@@ -1,0 +1,61 @@
+"""Framework libraries the runtime ships itself, as Lua source under ``lua/lib/<entry id>.lua``.
+
+Wippy's framework features are hub components of plain Lua that an app declares with an
+``ns.dependency`` and imports by entry id (``imports: {actor: wippy.actor:actor}``). This runtime
+provides some of them natively: each library here is registered with its component (so the loader
+accepts the dependency without a vendored copy) and served by ``native_library`` when an import
+names an id the registry does not hold. A vendored or app-defined entry with the same id wins.
+
+A native library is an ordinary ``library.lua`` entry built from the shipped file, with its own
+``modules:`` allowlist; it is compiled and sandboxed like any other entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from wippy.core import Entry, NativeComponent, register_native_component
+
+
+@dataclass(frozen=True, slots=True)
+class _Library:
+    component: str
+    modules: tuple[str, ...]
+    comment: str
+
+
+_COMPONENTS = (
+    NativeComponent("wippy/actor", "Actor pattern library: topic handlers over the process inbox and events"),
+)
+
+_LIBRARIES: dict[str, _Library] = {
+    "wippy.actor:actor": _Library(
+        component="wippy/actor",
+        modules=("time",),
+        comment="Actor pattern library: handlers by message topic, events and channels, in one loop",
+    ),
+}
+
+for _component in _COMPONENTS:
+    register_native_component(_component)
+
+
+@cache
+def native_library(entry_id: str) -> Entry | None:
+    """The ``library.lua`` entry the runtime provides under ``entry_id``, or None.
+
+    Built once per process and returned as the same object every time, so each Lua host compiles
+    it once.
+    """
+    lib = _LIBRARIES.get(entry_id)
+    if lib is None:
+        return None
+    source = resources.files("wippy.lua_stdlib").joinpath("lua", "lib", f"{entry_id.replace(':', '.')}.lua")
+    return Entry(
+        entry_id,
+        "library.lua",
+        {"comment": lib.comment, "component": lib.component},
+        {"source": source.read_text(encoding="utf-8"), "modules": list(lib.modules)},
+    )
