@@ -97,6 +97,8 @@ class HostContext:
     processes: Any = None
     #: messages one mailbox queue may hold before further ones become dead letters (0: no limit)
     mailbox_limit: int = 10_000
+    #: the node's supervisor (services.Supervisor), for `system.supervisor`
+    supervisor: Any = None
 
 
 class LuaHost:

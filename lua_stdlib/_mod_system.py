@@ -25,8 +25,11 @@ Lua VM per process (entry), so the Go figures map as follows:
     system.node.id() -> this node's id        system.node.role() -> "non-member" (no Raft here)
     system.cluster.members() -> {{id, is_local = true}}, leader() -> "", size() -> 1
         (Wippy's standalone-node answers: no clustering in this runtime)
-    UNAVAILABLE (not in this runtime yet): system.exit, system.supervisor.state/states,
-        system.hosts.list/processes, system.node.addr, system.raft.*, system.lock.acquire/release
+    system.supervisor.state(id) -> {id, status, desired, retry_count, last_update, started_at, details,
+        pid}; states() -> every supervised service on this node
+    system.hosts.list() -> {{id, processes}}; system.hosts.processes(host) -> {{pid, entry, parent}}
+    UNAVAILABLE (not in this runtime yet): system.exit, system.node.addr, system.raft.*,
+        system.lock.acquire/release
 
 Permissions (checked against the caller's security context; a denial is PERMISSION_DENIED,
 where Wippy reports INVALID): ``system.read`` on memory, memory_limit, gc_percent, goroutines,
@@ -209,7 +212,6 @@ class _System:
         rt = self.vm.rt
         no_cluster = "is not available: this runtime has no cluster membership"
         no_raft = "is not available: raft not running (this runtime has no Raft consensus core)"
-        no_hosts = "is not available until process hosts are implemented in this runtime"
 
         def sub(name: str, fields: dict[str, Any]) -> Any:
             return ro(rt.table_from(fields), f"system.{name}")
@@ -257,17 +259,62 @@ class _System:
                 "acquire": self.lock("acquire"), "release": self.lock("release"),
             }),
             "supervisor": sub("supervisor", {
-                "state": g("system.read", "supervisor", self.unavailable("system.supervisor.state", no_hosts)),
-                "states": g("system.read", "supervisor", self.unavailable("system.supervisor.states", no_hosts)),
+                "state": g("system.read", "supervisor", self.service_state),
+                "states": g("system.read", "supervisor", self.service_states),
             }),
             "hosts": sub("hosts", {
-                "list": g("system.read", "hosts", self.unavailable("system.hosts.list", no_hosts)),
-                "processes": g("system.read", "hosts", self.unavailable("system.hosts.processes", no_hosts)),
+                "list": g("system.read", "hosts", self.hosts_list),
+                "processes": g("system.read", "hosts", self.host_processes),
             }),
             "modules": g("system.read", "modules", self.modules),
             "exit": g("system.exit", "", self.unavailable(
                 "system.exit", "is not available: this runtime cannot shut the node down from Lua yet")),
         })
+
+    # -- supervisor and hosts (the node's process runtime) ------------------------------------------
+    def _supervisor(self, what: str) -> Any:
+        sup = self.host.ctx.supervisor
+        if sup is None:
+            raise _NoRuntime(f"{what}: no supervisor here (this code runs outside a node)")
+        return sup
+
+    def service_state(self, service_id: Any = None, *_a: Any) -> tuple[Any, Any]:
+        if not isinstance(service_id, str) or not service_id:
+            return self.invalid("system.supervisor.state: the service id must be a non-empty string")
+        try:
+            state = self._supervisor("system.supervisor.state").state(service_id)
+        except _NoRuntime as exc:
+            return None, self.vm.error("UNAVAILABLE", str(exc))
+        if state is None:
+            return None, self.vm.error("NOT_FOUND", f"system.supervisor.state: {service_id} is not a supervised "
+                                                    "service on this node")
+        return self.vm.to_lua(state), None
+
+    def service_states(self, *_a: Any) -> tuple[Any, Any]:
+        try:
+            return self.vm.to_lua(self._supervisor("system.supervisor.states").states()), None
+        except _NoRuntime as exc:
+            return None, self.vm.error("UNAVAILABLE", str(exc))
+
+    def hosts_list(self, *_a: Any) -> tuple[Any, Any]:
+        procs = self.host.ctx.processes
+        if procs is None:
+            return None, self.vm.error("UNAVAILABLE", "system.hosts.list: no process runtime here")
+        counts: dict[str, int] = dict.fromkeys(procs.hosts, 0)
+        for p in list(procs.procs.values()):
+            counts[p.host_id] = counts.get(p.host_id, 0) + 1
+        return self.vm.to_lua([{"id": h, "processes": n} for h, n in sorted(counts.items())]), None
+
+    def host_processes(self, host_id: Any = None, *_a: Any) -> tuple[Any, Any]:
+        procs = self.host.ctx.processes
+        if procs is None:
+            return None, self.vm.error("UNAVAILABLE", "system.hosts.processes: no process runtime here")
+        if not isinstance(host_id, str) or not host_id:
+            return self.invalid("system.hosts.processes: the host id must be a non-empty string")
+        if host_id not in procs.hosts:
+            return None, self.vm.error("NOT_FOUND", f"system.hosts.processes: {host_id} is not a running host")
+        return self.vm.to_lua([{"pid": p.pid, "entry": p.entry_id, "parent": p.parent}
+                               for p in list(procs.procs.values()) if p.host_id == host_id]), None
 
     def lock(self, op: str) -> Callable[..., Any]:
         def call(name: Any = None, *_a: Any) -> tuple[Any, Any]:
@@ -280,6 +327,10 @@ class _System:
                                                       "cluster-wide process registry, not in this runtime yet")
 
         return call
+
+
+class _NoRuntime(Exception):
+    pass
 
 
 def _build(host: LuaHost) -> Any:

@@ -184,7 +184,8 @@ class Node(Runtime):
         return LuaHost(HostContext(registry=self.registry, node=self.node, pid=pid, stdio=stdio, args=args,
                                    strict=self.settings.security_strict, stores=self.stores,
                                    audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
-                                   telemetry=self.telemetry, processes=self.processes))
+                                   telemetry=self.telemetry, processes=self.processes,
+                                   supervisor=self.supervisor))
 
     async def aclose(self) -> None:
         self.state_dir.clear_node_record()

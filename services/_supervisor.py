@@ -177,6 +177,8 @@ class _Service:
     state: str = "starting"  # running | restarting | exited | failed | stopped
     stopping: bool = False
     error: str | None = None
+    started_at: int = 0  # ns since the epoch, of the current run
+    updated_at: int = 0  # ns since the epoch, of the last state change
 
 
 class Supervisor:
@@ -234,6 +236,7 @@ class Supervisor:
                 svc.pid, error = None, str(exc)
             else:
                 svc.state = "running"
+                svc.started_at = time.time_ns()
                 self._record(svc, "started")
                 _value, error = await self.processes.wait(svc.pid)
             if _stopping(svc):  # set while we waited
@@ -270,6 +273,7 @@ class Supervisor:
         self._record(svc, "failed", error=reason)
 
     def _record(self, svc: _Service, event: str, *, error: str | None = None, delay_ms: int | None = None) -> None:
+        svc.updated_at = time.time_ns()
         body = {"service": svc.entry.id, "event": event, "pid": svc.pid, "attempt": svc.attempt,
                 "error": error, "delay_ms": delay_ms}
         store = self.processes.store
@@ -278,15 +282,29 @@ class Supervisor:
         self._writes.add(task)
         task.add_done_callback(self._written)
 
+    async def flush(self) -> None:
+        """Return once every service record so far is written."""
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=10)
+
     def _written(self, task: asyncio.Task[Any]) -> None:
         self._writes.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("a service record was not written: %s", task.exception())
 
+    def state(self, service_id: str) -> dict[str, Any] | None:
+        """What `system.supervisor.state(id)` reports (Wippy's fields, plus pid); None: not supervised."""
+        svc = self.services.get(service_id)
+        if svc is None:
+            return None
+        desired = "stopped" if svc.stopping or svc.state in ("exited", "failed") else "running"
+        return {"id": svc.entry.id, "status": svc.state, "desired": desired, "retry_count": svc.attempt,
+                "last_update": svc.updated_at, "started_at": svc.started_at, "details": svc.error or "",
+                "pid": svc.pid}
+
     def states(self) -> list[dict[str, Any]]:
-        """What `system.supervisor.states()` reports: one table per service."""
-        return [{"id": s.entry.id, "status": s.state, "pid": s.pid, "attempt": s.attempt, "error": s.error}
-                for s in self.services.values()]
+        """Every supervised service's state, by id."""
+        return [s for s in (self.state(i) for i in sorted(self.services)) if s is not None]
 
     async def aclose(self) -> None:
         """Stop the services: CANCEL to each, in reverse start order, then wait for them together;
@@ -307,8 +325,7 @@ class Supervisor:
                 svc.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await svc.task
-        if self._writes:
-            await asyncio.wait(list(self._writes), timeout=10)
+        await self.flush()
 
     async def _stop(self, svc: _Service, pid: str) -> None:
         try:
