@@ -67,41 +67,40 @@ function Message:payload()
 end
 function Message:__tostring() return "message(" .. self._topic .. ")" end
 
--- the value a listen() channel carries: the message, or its (first) payload value
-local function listen_value(entry, msg)
-    if entry.message then return msg end
-    return msg._args[1]
-end
-
 local function room(ch) return limit <= 0 or #ch < limit end
 
---- Route one message into a process's mailbox; false when the mailbox is full.
-local function route(st, msg)
-    local topic = msg._topic
+-- where a message with this topic goes now: a channel, and whether it carries the Message (else
+-- its first payload value); nil while nobody subscribes to it
+local function target(st, topic)
     local listener = st.topics[topic]
-    if listener then
-        if not room(listener.ch) then return false end
-        listener.ch:post(listen_value(listener, msg))
-        return true
-    end
-    if st.inbox and sub(topic, 1, 1) ~= "@" then
-        if not room(st.inbox) then return false end
-        st.inbox:post(msg)
-        return true
-    end
-    if limit > 0 and qlen(st.pending) >= limit then return false end
-    qpush(st.pending, msg)
-    return true
+    if listener then return listener.ch, listener.message end
+    if st.inbox and sub(topic, 1, 1) ~= "@" then return st.inbox, true end
+    return nil
 end
 
--- move queued messages that a new subscription can now take (in order; the rest stay queued)
+--- Route one message into a process's mailbox: nil, or why it could not ("full", "closed").
+local function route(st, msg)
+    local ch, whole = target(st, msg._topic)
+    if ch == nil then
+        if limit > 0 and qlen(st.pending) >= limit then return "full" end
+        qpush(st.pending, msg)
+        return nil
+    end
+    if not room(ch) then return "full" end
+    if not ch:post(whole and msg or msg._args[1]) then return "closed" end
+    return nil
+end
+
+-- hand queued messages to a new subscription (in order; the others stay queued). They were
+-- accepted already, so the limit does not apply to them again.
 local function drain(st)
     local q = st.pending
     if q.head > q.tail then return end
     local keep = queue()
     for i = q.head, q.tail do
         local msg = q[i]
-        if not route(st, msg) then qpush(keep, msg) end
+        local ch, whole = target(st, msg._topic)
+        if ch == nil or not ch:post(whole and msg or msg._args[1]) then qpush(keep, msg) end
     end
     st.pending = keep
 end
@@ -151,13 +150,12 @@ function V.detach(pid)
     procs[pid] = nil
 end
 
---- Deliver a message; returns "ok", "gone" (no such process here) or "full".
+--- Deliver a message; returns "ok", "gone" (no such process here), "full" (the mailbox is at its
+--- limit) or "closed" (the process closed the channel that takes this topic).
 function V.deliver(to, topic, from, args)
     local st = procs[to]
     if st == nil then return "gone" end
-    local msg = setmetatable({ _topic = topic, _from = from, _args = args }, Message)
-    if route(st, msg) then return "ok" end
-    return "full"
+    return route(st, setmetatable({ _topic = topic, _from = from, _args = args }, Message)) or "ok"
 end
 
 --- Deliver an event table ({kind, from, at, result?, reason?}); false when no such process.
@@ -192,6 +190,14 @@ local function check_topic(fname, topic)
     return nil
 end
 
+-- the payloads of a send: trailing nils dropped, as Wippy does, so the common
+-- `process.send(pid, topic, msg:payload():data())` (data() also returns its nil error) sends one
+local function payloads(...)
+    local args = pack(...)
+    while args.n > 0 and args[args.n] == nil do args.n = args.n - 1 end
+    return args
+end
+
 function P.send(dest, topic, ...)
     if type(dest) ~= "string" or dest == "" then
         return nil, invalid("process.send: the destination must be a pid or a registered name, got " .. type(dest))
@@ -203,7 +209,7 @@ function P.send(dest, topic, ...)
     end
     local denied = check("process.send", dest)
     if denied then return nil, denied end
-    return B.send(current().pid, dest, topic, pack(...))
+    return B.send(current().pid, dest, topic, payloads(...))
 end
 
 function P.inbox()
@@ -387,7 +393,7 @@ function Spawner:with_message(topic, ...)
     if err then error(err, 2) end
     local list = {}
     for i, m in ipairs(self.messages or {}) do list[i] = m end
-    list[#list + 1] = { topic = topic, args = pack(...) }
+    list[#list + 1] = { topic = topic, args = payloads(...) }
     return derive(self, "messages", list)
 end
 function Spawner:with_options(_) return self end
