@@ -2,8 +2,12 @@
 
 The host's processes are tasks of its VM. What crosses between processes (messages, spawn
 arguments, exit results) is plain data, because it goes through the log and may go to another VM
-or node: Lua values become JSON-ready Python data here (binary strings as ``{"$bytes": base64}``),
-and back on delivery. Functions, userdata and tables JSON cannot hold are refused with INVALID.
+or node: Lua values become JSON-ready Python data here, and back on delivery (``decode_binary``).
+Functions, userdata and tables JSON cannot hold are refused with INVALID.
+
+Two encodings keep that data lossless. A binary (non-UTF-8) string becomes ``{"$bytes": base64}``;
+so that a user's own table can never be mistaken for one, a table key starting with ``$`` is
+written with one more ``$`` (``{"$x": 1}`` is ``{"$$x": 1}`` on the log).
 
 ``runtime`` is the node's process runtime (services/_processes.py), structurally typed by
 ``ProcessRuntimeLike``; without one (a host built for plain function calls) every process call
@@ -13,12 +17,15 @@ but ``pid`` raises UNAVAILABLE.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import binascii
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+
+import orjson
 
 from wippy.core import WippyError
 
-from ._binary import Raw
+from ._binary import Raw, _bridge, host_copy
 from ._mod_json import JsonValueError, lua_to_json
 from ._vm import _source
 
@@ -31,7 +38,7 @@ class ProcessRuntimeLike(Protocol):
     def send(self, sender: str, dest: str, topic: str, args: list[Any]) -> None: ...
     def spawn(self, parent: str, entry_id: str, host_id: str, opts: dict[str, Any], args: list[Any]) -> str: ...
     async def exec(self, parent: str, entry_id: str, host_id: str, opts: dict[str, Any],
-                   args: list[Any]) -> tuple[Any, str | None]: ...
+                   args: list[Any]) -> tuple[Any, str | None, str | None]: ...
     def terminate(self, sender: str, dest: str) -> None: ...
     def cancel(self, sender: str, dest: str, reason: str | None) -> None: ...
     def monitor(self, sender: str, dest: str) -> None: ...
@@ -43,16 +50,36 @@ class ProcessRuntimeLike(Protocol):
     def unregister(self, sender: str, name: str) -> bool: ...
 
 
+class _Bytes(dict[str, str]):
+    """``{"$bytes": base64}`` made for a binary string (so escaping leaves it alone)."""
+
+
 def encode_binary(raw: Raw) -> dict[str, str]:
-    return {_BYTES: base64.b64encode(raw.data).decode("ascii")}
+    return _Bytes({_BYTES: base64.b64encode(raw.data).decode("ascii")})
+
+
+def _escape_keys(value: Any) -> Any:
+    """User table keys starting with ``$`` get one more ``$`` (see the module docstring)."""
+    if isinstance(value, dict):
+        if type(value) is _Bytes:
+            return value
+        return {("$" + k if k.startswith("$") else k): _escape_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape_keys(v) for v in value]
+    return value
 
 
 def decode_binary(value: Any) -> Any:
-    """JSON data from the log with ``{"$bytes": ...}`` turned back into bytes (Lua strings)."""
+    """Data from the log as Python values: ``{"$bytes": ...}`` as bytes, ``$$`` keys unescaped."""
     if isinstance(value, dict):
-        if len(value) == 1 and _BYTES in value and isinstance(value[_BYTES], str):
-            return base64.b64decode(value[_BYTES])
-        return {k: decode_binary(v) for k, v in value.items()}
+        if len(value) == 1:
+            encoded = value.get(_BYTES)
+            if isinstance(encoded, str):
+                try:
+                    return base64.b64decode(encoded, validate=True)
+                except binascii.Error:
+                    pass  # not made by encode_binary: an ordinary value
+        return {(k[1:] if k.startswith("$$") else k): decode_binary(v) for k, v in value.items()}
     if isinstance(value, list):
         return [decode_binary(v) for v in value]
     return value
@@ -86,6 +113,11 @@ class ProcessBridge:
         self._task = side.task
         self._setup = side.setup
         self._kill = side.kill
+        self._main = side.main
+        # Build the binary-string helpers now, outside any task: lupa binds a Lua object made
+        # during a call from a task to that task's coroutine, and a cached helper bound to a
+        # coroutine that has since ended crashes the interpreter when used.
+        _bridge(host)
 
     # -- from the runtime ------------------------------------------------------------------------
     def attach(self, task: Any, pid: str) -> None:
@@ -99,13 +131,43 @@ class ProcessBridge:
         err = self._setup(task, self.vm.to_lua(context) if context is not None else None,
                           self.vm.to_lua(security) if security is not None else None)
         if err is not None:
-            raise WippyError(f"process security: {self.vm.tostring(err)}")
+            raise _Invalid(f"process security: {self.vm.tostring(err)}")
 
     def kill(self, pid: str) -> None:
         self._kill(pid)
 
+    def main(self, fn: Any) -> Any:
+        """The function a process's task runs: ``fn``, its outcome packed for ``outcome``."""
+        return self._main(fn)
+
+    def outcome(self, ok: bool, results: tuple[Any, ...]) -> tuple[Any, str | None, str | None, str]:
+        """How a process ended, from its task's results: (exit value as log data, error message or
+        None, error kind or None, Lua traceback). A 2nd return value that is not nil is an error."""
+        if not ok:  # the scheduler stopped it (its CPU budget): a message, nothing else
+            return None, self._text(results[0] if results else None), None, ""
+        returned, value, err = self._fields(results[0], (1, 2, 3))
+        if returned:
+            if err is None:
+                try:
+                    return self.to_python(value, "exit value"), None, None, ""
+                except WippyError:  # a function or the like: the exit value is its description
+                    return self._text(value), None, None, ""
+            return None, self._text(err), self.error_kind(err), ""
+        err, trace = self._fields(value, ("error", "trace"))
+        return None, self._text(err), self.error_kind(err), self._text(trace)
+
+    def _text(self, value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Raw):
+            return value.text()
+        try:
+            return str(self.vm.tostring(value))
+        except UnicodeDecodeError:
+            return "(an error whose message is binary data)"
+
     def deliver(self, to: str, topic: str, sender: str | None, args: list[Any]) -> str:
-        """"ok", "gone" (no such process here) or "full" (its mailbox is at its limit)."""
+        """"ok", or why not: "gone" (no such process here), "full" (its mailbox is at its limit), "closed"."""
         fields: dict[Any, Any] = {i + 1: self.vm.to_lua(a) for i, a in enumerate(args)}
         fields["n"] = len(args)
         packed = self.vm.rt.table_from(fields)
@@ -126,16 +188,34 @@ class ProcessBridge:
         return self._task(pid)
 
     def to_python(self, value: Any, what: str) -> Any:
-        """A Lua value as JSON-ready data; WippyError (INVALID) naming ``what`` when it cannot be."""
+        """A Lua value as log data; WippyError (INVALID) naming ``what`` when it cannot be."""
         try:
-            return self._to_python(value)
+            data = self._to_python(value)
         except JsonValueError as exc:
-            raise WippyError(f"{what}: {exc}") from exc
+            raise _Invalid(f"{what}: {exc}") from exc
+        if isinstance(data, dict | list) and b'"$' in orjson.dumps(data):  # rare: walk only then
+            data = _escape_keys(data)
+        return data
 
     def args_of(self, packed: Any, what: str) -> list[Any]:
         """The values of a ``table.pack`` as data (nil stays None)."""
         n = int(self.vm.get(packed, "n") or 0)
-        return [self.to_python(self.vm.get(packed, i), what) for i in range(1, n + 1)]
+        return [self.to_python(v, what) for v in self._fields(packed, range(1, n + 1))]
+
+    def _fields(self, table: Any, keys: Sequence[Any]) -> list[Any]:
+        """``table[k]`` for each key, binary strings as ``Raw`` (lupa cannot hand them over as text)."""
+        get = self.vm.get
+        try:
+            return [get(table, k) for k in keys]
+        except UnicodeDecodeError:
+            copy = host_copy(self.host, table)
+            return [get(copy, k) for k in keys]
+
+    def error_kind(self, err: Any) -> str | None:
+        """The kind of a Lua error object; None for anything else (a string)."""
+        if self.vm._is_error(err):
+            return str(self.vm.get(err, "_kind"))
+        return None
 
     # -- from Lua ---------------------------------------------------------------------------------
     def _runtime(self, fn: str) -> ProcessRuntimeLike:
@@ -164,24 +244,38 @@ class ProcessBridge:
         return self._call("spawn", body)
 
     def _exec(self, parent: str, entry_id: str, host_id: str, opts: Any, packed: Any) -> Any:
+        async def run(rt: ProcessRuntimeLike, options: dict[str, Any], args: list[Any]) -> tuple[Any, ...]:
+            value, error, kind = await rt.exec(parent, entry_id, host_id, options, args)
+            if error is not None:
+                return None, self.vm.error(kind or "UNKNOWN", error)
+            return (decode_binary(value),)
+
         def body(rt: ProcessRuntimeLike) -> Any:
-            options = self._spawn_options(opts)
-            return self.vm.pending(rt.exec(parent, entry_id, host_id, options, self.args_of(packed, "process.exec")))
+            return self.vm.pending(run(rt, self._spawn_options(opts), self.args_of(packed, "process.exec")))
         return self._call("exec", body)
 
     def _spawn_options(self, opts: Any) -> dict[str, Any]:
-        raw = self.vm.from_lua(opts) if opts is not None else {}
-        options: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        messages = self.vm.get(opts, "messages") if opts is not None else None
+        """The spawner's options as data: link, monitor, name, context, security, messages."""
+        if opts is None:
+            return {}
+        get = self.vm.get
+        options: dict[str, Any] = {"link": bool(get(opts, "link")), "monitor": bool(get(opts, "monitor"))}
+        name = get(opts, "name")
+        if name is not None:
+            options["name"] = str(name)
+        security = get(opts, "security")
+        if security is not None:
+            options["security"] = self.to_python(security, "process security")
+        context = get(opts, "context")
+        if context is not None:
+            options["context"] = self.to_python(context, "process.with_context")
+        messages = get(opts, "messages")
         if messages is not None:  # with_message payloads: converted with binary strings kept
             listed = sorted(messages.items(), key=lambda kv: int(kv[0]))  # iteration is safe here (see _vm)
             options["messages"] = [
-                {"topic": str(self.vm.get(m, "topic")), "args": self.args_of(self.vm.get(m, "args"), "with_message")}
+                {"topic": str(get(m, "topic")), "args": self.args_of(get(m, "args"), "with_message")}
                 for _i, m in listed
             ]
-        context = self.vm.get(opts, "context") if opts is not None else None
-        if context is not None:
-            options["context"] = self.to_python(context, "process.with_context")
         return options
 
     def _targeted(self, fn: str) -> Callable[..., Any]:
@@ -216,3 +310,7 @@ class ProcessBridge:
 
 class _Unavailable(Exception):
     pass
+
+
+class _Invalid(WippyError):
+    kind = "INVALID"

@@ -173,7 +173,10 @@ class LuaVM:
         """Run ``fn(*args)`` as a new task; ``done(ok, results)`` gets its return values."""
         def finished(ok: bool, *results: Any) -> None:
             if done is not None:
-                done(ok, results)
+                try:
+                    done(ok, results)
+                except Exception:  # a host bug: report it, and never stop the scheduler's run
+                    log.exception("%s: a task's completion handler failed", self.label)
 
         _co, task = self._spawn(fn, finished, parent, *args)
         self.schedule_pump()

@@ -12,6 +12,12 @@ own subject with an ordered push consumer and routes every record to the mailbox
 message for a pid that is gone (or whose mailbox is full) becomes a ``proc.dead_letter`` record.
 Because signals (a monitored process's EXIT, LINK_DOWN, CANCEL, forced termination) travel the
 same way, a process sees the messages another one sent before it exited ahead of its EXIT.
+Code that runs outside any process (a function called from the host) has the host's own pid,
+``{node@host|0x00000}``; messages and EXIT events to it reach that code's mailbox too.
+
+Payloads are log data: JSON values, binary strings as ``{"$bytes": base64}`` (see
+lua_stdlib/_process.py). A message too large for one log record is refused (INVALID); an
+exit value that large is logged as a short note instead (the process still ends normally).
 
 Lifecycle records (spawned, exited, links, monitors, names) are appended the same pipelined way
 to ``<ns>.proc.<node>.log``. Pids are ``{node@host|0x...}``; a node's pids never repeat, also
@@ -32,9 +38,11 @@ from typing import Any
 import orjson
 
 from wippy.core import (
+    ConfigError,
     EventStore,
     LogUnavailableError,
     NotFoundError,
+    PayloadTooLargeError,
     Record,
     RecordError,
     Subscription,
@@ -46,6 +54,9 @@ log = logging.getLogger("wippy.processes")
 
 HOST_KINDS = ("process.host", "terminal.host")
 _PID_EPOCH_MS = 1_767_225_600_000  # 2026-01-01: keeps pids short
+_DEFAULT_ID = "0x00000"  # the pid of code that runs on a host outside any process
+_ENVELOPE = 4096  # bytes a record needs besides its payload (envelope, ids, topic)
+_DEAD_REASONS = {"gone": "no such process", "full": "mailbox full", "closed": "the channel for this topic is closed"}
 
 
 class ProcessError(WippyError):
@@ -73,6 +84,7 @@ class Proc:
     names: set[str] = field(default_factory=set)
     ended: bool = False
     trace: str = ""  # the Lua traceback of an error exit
+    kind: str | None = None  # the error kind of an error exit, when the error said
 
 
 # (host entry id, default pid, stdio=None, args=()) -> LuaHost
@@ -132,9 +144,20 @@ class ProcessRuntime:
             raise NotFoundError(f"host {host_id} does not exist")
         if entry.kind not in HOST_KINDS:
             raise ProcessError(f"{host_id} is a {entry.kind}, not a process host (process.host or terminal.host)")
-        found = self._host_factory(host_id, f"{{{self.node}@{host_id}|0x00000}}")
+        found = self._host_factory(host_id, self._default_pid(host_id))
         self.hosts[host_id] = found
         return found
+
+    def _default_pid(self, host_id: str) -> str:
+        return f"{{{self.node}@{host_id}|{_DEFAULT_ID}}}"
+
+    def _host_bridge(self, pid: str) -> Any:
+        """The bridge of the host whose default pid ``pid`` is (code outside processes); None if none."""
+        if not pid.endswith(f"|{_DEFAULT_ID}}}"):
+            return None
+        host_id = pid[pid.find("@") + 1:-len(_DEFAULT_ID) - 2]
+        host = self.hosts.get(host_id)
+        return host.process if host is not None and pid == self._default_pid(host_id) else None
 
     def terminal(self, host_id: str, stdio: Any, args: tuple[str, ...]) -> None:
         """Make the terminal host's LuaHost with the real streams and the command-line arguments."""
@@ -142,8 +165,7 @@ class ProcessRuntime:
             entry = self.registry.get(host_id)
             if entry is None or entry.kind != "terminal.host":
                 raise ProcessError(f"{host_id} is not a terminal.host")
-            self.hosts[host_id] = self._host_factory(host_id, f"{{{self.node}@{host_id}|0x00000}}", stdio=stdio,
-                                                     args=args)
+            self.hosts[host_id] = self._host_factory(host_id, self._default_pid(host_id), stdio=stdio, args=args)
 
     def _new_pid(self, host_id: str) -> str:
         self._next_id += 1
@@ -151,6 +173,10 @@ class ProcessRuntime:
 
     # -- spawning ------------------------------------------------------------------------------
     def spawn(self, parent: str | None, entry_id: str, host_id: str, opts: dict[str, Any], args: list[Any]) -> str:
+        """Start a process of ``entry_id`` on ``host_id``; ``args`` are log data. Returns its pid.
+
+        ``opts``: link, monitor (to ``parent``), name, context, security, messages (with_message).
+        """
         if self._closed:
             raise ProcessError("the node is stopping; no new processes")
         entry = self.registry.get(entry_id)
@@ -168,15 +194,24 @@ class ProcessRuntime:
         name = opts.get("name")
         if name is not None and name in self.names:
             raise AlreadyExistsError(f"the name {name} is already registered (to {self.names[name]})")
-        pid = self._new_pid(host_id)
+        if opts.get("link") and parent is not None and parent not in self.procs:
+            raise ProcessError(f"cannot link {entry_id} to {parent}: only a process can link (this code runs "
+                               "outside one)")
         vm = host.vm
-        done: asyncio.Future[tuple[Any, str | None]] = asyncio.get_running_loop().create_future()
-        proc = Proc(pid, entry_id, host_id, parent, host.process, done)
-        self.procs[pid] = proc
         lua_args = [vm.to_lua(_restore(a)) for a in args]
-        task = vm.spawn(fn, tuple(lua_args), lambda ok, results: self._exited(pid, ok, results))
-        host.process.attach(task, pid)
-        host.process.setup(task, opts.get("context"), opts.get("security"))
+        pid = self._new_pid(host_id)
+        done: asyncio.Future[tuple[Any, str | None]] = asyncio.get_running_loop().create_future()
+        bridge = host.process
+        task = vm.spawn(bridge.main(fn), tuple(lua_args), lambda ok, results: self._exited(pid, ok, results))
+        bridge.attach(task, pid)
+        try:
+            bridge.setup(task, _restore(opts.get("context")), _restore(opts.get("security")))
+        except WippyError:
+            bridge.kill(pid)  # it never ran
+            bridge.detach(pid)
+            raise
+        proc = Proc(pid, entry_id, host_id, parent, bridge, done)
+        self.procs[pid] = proc
         self._log(proc_records.SPAWNED, {"pid": pid, "entry": entry_id, "host": host_id, "parent": parent,
                                          "linked": bool(opts.get("link")), "monitored": bool(opts.get("monitor"))})
         if parent is not None and opts.get("link"):
@@ -190,13 +225,15 @@ class ProcessRuntime:
         return pid
 
     async def exec(self, parent: str | None, entry_id: str, host_id: str, opts: dict[str, Any],
-                   args: list[Any]) -> tuple[Any, str | None]:
-        """Run a process to its end: (result, None) or (None, error message)."""
+                   args: list[Any]) -> tuple[Any, str | None, str | None]:
+        """Run a process to its end: (result, None, None) or (None, error message, error kind)."""
         pid = self.spawn(parent, entry_id, host_id, opts, args)
-        return await asyncio.shield(self.procs[pid].done)
+        proc = self.procs[pid]
+        value, error = await asyncio.shield(proc.done)
+        return value, error, proc.kind
 
     def wait(self, pid: str) -> asyncio.Future[tuple[Any, str | None]]:
-        """The (result, error) of a live local process, when it ends."""
+        """The (result, error) of a live local process, when it ends (the result is log data)."""
         proc = self.procs.get(pid)
         if proc is None:
             raise NotFoundError(f"no process {pid} on this node")
@@ -206,48 +243,54 @@ class ProcessRuntime:
         proc = self.procs.get(pid)
         if proc is None or proc.ended:
             return
-        bridge = proc.bridge
-        if ok:
-            value = _data(bridge, results[0] if results else None)
-            err = results[1] if len(results) > 1 else None
-            error = None if err is None else _message(bridge, err)
-        else:
-            value = None
-            error = _message(bridge, results[0] if results else "unknown error")
-            proc.trace = str(results[1]) if len(results) > 1 and results[1] else ""
-        self._end(proc, value, error)
+        value, error, proc.kind, proc.trace = proc.bridge.outcome(ok, results)
+        self._end(proc, value, error, proc.kind)
 
     def _end(self, proc: Proc, value: Any, error: str | None, kind: str | None = None) -> None:
         proc.ended = True
         pid = proc.pid
         self.procs.pop(pid, None)
         proc.bridge.detach(pid)
-        for name in proc.names:
+        for name in sorted(proc.names):
             if self.names.get(name) == pid:
                 del self.names[name]
+                self._log(proc_records.UNREGISTERED, {"name": name, "pid": pid})
+        logged = self._fit(value, f"the exit value of {pid}")
         self._log(proc_records.EXITED, {"pid": pid, "entry": proc.entry_id, "ok": error is None,
-                                        "result": value if error is None else None, "error": error, "kind": kind})
-        result = {"value": value} if error is None else {"error": error}
+                                        "result": logged if error is None else None, "error": error, "kind": kind})
+        result = {"value": logged} if error is None else {"error": error}
         for watcher in proc.watchers:
             self._signal(watcher, pid, "exit", result=result)
-        for peer in proc.links:
-            self._unlink_local(peer, pid)
+        for peer in proc.links:  # the peer drops the link when LINK_DOWN reaches it (unless it unlinked first)
             if error is not None:
                 self._signal(peer, pid, "link_down", result=result)
+            elif self._is_local(peer):
+                self._unlink_local(peer, pid)
+            else:
+                self._signal(peer, pid, "unlink")
         if not proc.done.done():
             proc.done.set_result((value, error))
+
+    def _fit(self, value: Any, what: str) -> Any:
+        """``value``, or a note in its place when it is too large for a log record."""
+        size = len(orjson.dumps(value))
+        if size + _ENVELOPE <= self.store.max_payload:
+            return value
+        return f"<{what}: {size} bytes, more than a log record holds>"
 
     def _kill(self, pid: str, error: str) -> None:
         proc = self.procs.get(pid)
         if proc is None or proc.ended:
             return
         proc.bridge.kill(pid)
+        proc.kind = "CANCELED"
         self._end(proc, None, error, kind="CANCELED")
 
     # -- messages --------------------------------------------------------------------------------
     def resolve(self, dest: str) -> str:
         """A pid, or the pid a local name is registered to."""
         if dest.startswith("{"):
+            self._subject_for(dest)  # a ProcessError for a pid no node can have
             return dest
         pid = self.names.get(dest)
         if pid is None:
@@ -256,19 +299,44 @@ class ProcessRuntime:
 
     def _subject_for(self, pid: str) -> str:
         node = proc_records.node_of(pid) or self.node
-        return self._subjects.proc(node)
+        try:
+            return self._subjects.proc(node)
+        except ConfigError as exc:
+            raise ProcessError(f"{pid} is not a valid pid: {exc}") from exc
 
     def send(self, sender: str | None, dest: str, topic: str, args: list[Any]) -> None:
+        """Send a message (``args``: log data) to a pid or a name registered on this node."""
         to = self.resolve(dest)
-        body = {"to": to, "from": sender, "topic": topic, "payload": args, "bytes": len(orjson.dumps(args))}
-        self._publisher.emit(self._subject_for(to), Record(type=proc_records.MESSAGE, body=body, node=self.node))
+        subject = self._subject_for(to)
+        try:
+            size = len(orjson.dumps(args))
+        except TypeError as exc:
+            raise ProcessError(f"process.send: the payload is not JSON data: {exc}") from exc
+        limit = self.store.max_payload - _ENVELOPE
+        if size > limit:
+            raise PayloadTooLargeError(f"process.send: the message to {dest} is {size} bytes; a message may be "
+                                       f"at most {limit} bytes (send a reference to large data instead)")
+        body = {"to": to, "from": sender, "topic": topic, "payload": args, "bytes": size}
+        self._emit(subject, Record(type=proc_records.MESSAGE, body=body, node=self.node))
 
     def _signal(self, to: str, sender: str, signal: str, *, result: Any = None, reason: str | None = None) -> None:
         body = {"to": to, "from": sender, "signal": signal, "result": result, "reason": reason}
-        self._publisher.emit(self._subject_for(to), Record(type=proc_records.SIGNAL, body=body, node=self.node))
+        try:
+            subject = self._subject_for(to)
+        except ProcessError:
+            log.warning("signal %s to %s dropped: not a valid pid", signal, to)
+            return
+        self._emit(subject, Record(type=proc_records.SIGNAL, body=body, node=self.node))
 
     def _log(self, type_name: str, body: dict[str, Any]) -> None:
-        self._publisher.emit(self._log_subject, Record(type=type_name, body=body, node=self.node))
+        self._emit(self._log_subject, Record(type=type_name, body=body, node=self.node))
+
+    def _emit(self, subject: str, record: Record) -> None:
+        data = record.encode()
+        if len(data) > self.store.max_payload:  # never queue what the server refuses: it would block the rest
+            log.error("%s record of %d bytes dropped: larger than the log's maximum", record.type, len(data))
+            return
+        self._publisher.emit(subject, data)
 
     def _on_raw(self, seq: int, data: bytes, _pending: int) -> None:
         try:
@@ -281,20 +349,24 @@ class ProcessRuntime:
         if not isinstance(to, str):
             return
         if record.type == proc_records.MESSAGE:
-            self._deliver(record, to, body)
+            self._deliver(seq, len(data), to, body)
         elif record.type == proc_records.SIGNAL:
             self._on_signal(record, to, body)
 
-    def _deliver(self, record: Record, to: str, body: dict[str, Any]) -> None:
-        proc = self.procs.get(to)
-        args = body.get("payload") or []
+    def _bridge_of(self, pid: str) -> Any:
+        proc = self.procs.get(pid)
+        return proc.bridge if proc is not None else self._host_bridge(pid)
+
+    def _deliver(self, seq: int, size: int, to: str, body: dict[str, Any]) -> None:
+        bridge = self._bridge_of(to)
         status = "gone"
-        if proc is not None:
-            status = proc.bridge.deliver(to, str(body.get("topic")), body.get("from"), [_restore(a) for a in args])
+        if bridge is not None:
+            args = body.get("payload") or []
+            status = bridge.deliver(to, str(body.get("topic")), body.get("from"), [_restore(a) for a in args])
         if status != "ok":
-            reason = "no such process" if status == "gone" else "mailbox full"
             self._log(proc_records.DEAD_LETTER, {"to": to, "from": body.get("from"), "topic": body.get("topic"),
-                                                 "reason": reason, "bytes": len(record.encode())})
+                                                 "reason": _DEAD_REASONS.get(status, status), "bytes": size,
+                                                 "seq": seq})
 
     def _on_signal(self, record: Record, to: str, body: dict[str, Any]) -> None:
         sender = str(body.get("from"))
@@ -303,21 +375,25 @@ class ProcessRuntime:
         if signal in ("monitor", "unmonitor", "link", "unlink"):  # from another node
             getattr(self, f"_{signal}_remote")(sender, to)
             return
-        proc = self.procs.get(to)
-        if proc is None:
+        bridge = self._bridge_of(to)
+        if bridge is None:
             return
-        bridge = proc.bridge
+        result = _restore(body.get("result"))
         if signal == "exit":
-            bridge.event(to, {"kind": "pid.exit", "from": sender, "at": at, "result": body.get("result")})
+            bridge.event(to, {"kind": "pid.exit", "from": sender, "at": at, "result": result})
         elif signal == "link_down":
+            proc = self.procs.get(to)
+            if proc is None or sender not in proc.links:  # unlinked meanwhile, or not a process
+                return
+            proc.links.discard(sender)
             if bridge.traps_links(to):
-                bridge.event(to, {"kind": "pid.link.down", "from": sender, "at": at, "result": body.get("result")})
+                bridge.event(to, {"kind": "pid.link.down", "from": sender, "at": at, "result": result})
             else:
-                failed = (body.get("result") or {}).get("error")
+                failed = (result or {}).get("error")
                 self._kill(to, f"linked process {sender} failed: {failed}")
         elif signal == "cancel":
             bridge.event(to, {"kind": "pid.cancel", "from": sender, "at": at, "reason": body.get("reason")})
-        elif signal == "terminate":
+        elif signal == "terminate" and to in self.procs:
             self._kill(to, f"terminated by {sender}")
 
     # -- signals -----------------------------------------------------------------------------------
@@ -362,6 +438,8 @@ class ProcessRuntime:
         target = self.resolve(dest)
         if target == sender:
             raise ProcessError("process.link: a process cannot link to itself")
+        if sender not in self.procs:
+            raise ProcessError("process.link: only a process can link (this code runs outside one)")
         self._log(proc_records.LINKED, {"pid": sender, "peer": target})
         self._link_remote(target, sender)  # our side (sender is local)
         if self._is_local(target):
@@ -433,19 +511,6 @@ def _restore(value: Any) -> Any:
     return decode_binary(value)
 
 
-def _data(bridge: Any, value: Any) -> Any:
-    try:
-        return bridge.to_python(value, "exit result")
-    except WippyError:
-        return str(value)
-
-
-def _message(bridge: Any, err: Any) -> str:
-    if isinstance(err, str):
-        return err
-    return str(bridge.vm.tostring(err))
-
-
 class _Publisher:
     """Appends records pipelined, in order, from synchronous callers; checks acknowledgements."""
 
@@ -463,8 +528,8 @@ class _Publisher:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="wippy-proc-publisher")
 
-    def emit(self, subject: str, record: Record) -> None:
-        self._queue.append((subject, record.encode()))
+    def emit(self, subject: str, data: bytes) -> None:
+        self._queue.append((subject, data))
         self._drained.clear()
         self._wake.set()
 

@@ -19,10 +19,18 @@ local type, select, tostring, setmetatable, error, pairs, ipairs = type, select,
     pairs, ipairs
 local sub, fmt = string.sub, string.format
 local pack, unpack = table.pack, table.unpack
+local utf8len = utf8.len
 
 local EVENT = { CANCEL = "pid.cancel", EXIT = "pid.exit", LINK_DOWN = "pid.link.down", OUTDATED = "pid.outdated" }
 
 local function invalid(message) return errors._make("INVALID", message, false) end
+
+-- pids, names, topics and entry ids cross to the host as text: non-empty UTF-8 strings
+local function is_text(v) return type(v) == "string" and v ~= "" and utf8len(v) ~= nil end
+local function what(v)
+    if type(v) == "string" then return v == "" and "an empty string" or "a binary (non-UTF-8) string" end
+    return type(v)
+end
 local check = sec.check
 
 -- queues ---------------------------------------------------------------------------------------
@@ -117,6 +125,20 @@ end
 -- the VM side: called by the host ------------------------------------------------------------------
 local V = {}
 
+local traceback, find = debug.traceback, string.find
+local function failure(e)
+    local trace = traceback(nil, 2)
+    local cut = find(trace, "\n\t[C]: in function 'xpcall'", 1, true) -- the frames below are the runtime's
+    return { error = e, trace = cut and sub(trace, 1, cut - 1) or trace }
+end
+
+--- The function a process's task runs: `fn` with its outcome packed in one table, which the host
+--- reads safely whatever it holds (binary strings too): {true, value, err, n=...} when `fn`
+--- returned, {false, {error = e, trace = traceback}} when it raised.
+function V.main(fn)
+    return function(...) return pack(xpcall(fn, failure, ...)) end
+end
+
 --- Attach a new process to the task that will run its `main`.
 function V.attach(task, pid)
     local st = new_state(pid)
@@ -184,8 +206,8 @@ function P.pid() return current().pid end
 function P.id() return current().pid end
 
 local function check_topic(fname, topic)
-    if type(topic) ~= "string" or topic == "" then
-        return invalid(fmt("process.%s: the topic must be a non-empty string, got %s", fname, type(topic)))
+    if not is_text(topic) then
+        return invalid(fmt("process.%s: the topic must be a non-empty text string, got %s", fname, what(topic)))
     end
     return nil
 end
@@ -199,8 +221,8 @@ local function payloads(...)
 end
 
 function P.send(dest, topic, ...)
-    if type(dest) ~= "string" or dest == "" then
-        return nil, invalid("process.send: the destination must be a pid or a registered name, got " .. type(dest))
+    if not is_text(dest) then
+        return nil, invalid("process.send: the destination must be a pid or a registered name, got " .. what(dest))
     end
     local err = check_topic("send", topic)
     if err then return nil, err end
@@ -278,8 +300,8 @@ end
 
 local function target_call(fname)
     return function(dest, ...)
-        if type(dest) ~= "string" or dest == "" then
-            return nil, invalid(fmt("process.%s: expected a pid or a registered name, got %s", fname, type(dest)))
+        if not is_text(dest) then
+            return nil, invalid(fmt("process.%s: expected a pid or a registered name, got %s", fname, what(dest)))
         end
         local denied = check("process." .. fname, dest)
         if denied then return nil, denied end
@@ -293,10 +315,13 @@ P.link = target_call("link")
 P.unlink = target_call("unlink")
 
 function P.cancel(dest, reason)
-    if type(dest) ~= "string" or dest == "" then
-        return nil, invalid("process.cancel: expected a pid or a registered name, got " .. type(dest))
+    if not is_text(dest) then
+        return nil, invalid("process.cancel: expected a pid or a registered name, got " .. what(dest))
     end
     if reason ~= nil and type(reason) ~= "string" then reason = tostring(reason) end
+    if reason ~= nil and utf8len(reason) == nil then
+        return nil, invalid("process.cancel: the reason must be text, got a binary (non-UTF-8) string")
+    end
     local denied = check("process.cancel", dest)
     if denied then return nil, denied end
     return B.cancel(current().pid, dest, reason)
@@ -325,11 +350,11 @@ local SPAWN_ACTION = { [false] = { [false] = "process.spawn", [true] = "process.
                        [true] = { [false] = "process.spawn.linked", [true] = "process.spawn.linked.monitored" } }
 
 local function spawn_with(spawner, link, monitor, id, host, ...)
-    if type(id) ~= "string" or id == "" then
-        return nil, invalid("process.spawn: the entry id must be a string, got " .. type(id))
+    if not is_text(id) then
+        return nil, invalid("process.spawn: the entry id must be a string, got " .. what(id))
     end
-    if type(host) ~= "string" or host == "" then
-        return nil, invalid("process.spawn: the host id must be a string, got " .. type(host))
+    if not is_text(host) then
+        return nil, invalid("process.spawn: the host id must be a string, got " .. what(host))
     end
     local denied = spawn_denied(spawner, SPAWN_ACTION[link][monitor], id, host)
     if denied then return nil, denied end
@@ -339,11 +364,11 @@ local function spawn_with(spawner, link, monitor, id, host, ...)
 end
 
 local function exec_with(spawner, id, host, ...)
-    if type(id) ~= "string" or id == "" then
-        return nil, invalid("process.exec: the entry id must be a string, got " .. type(id))
+    if not is_text(id) then
+        return nil, invalid("process.exec: the entry id must be a string, got " .. what(id))
     end
-    if type(host) ~= "string" or host == "" then
-        return nil, invalid("process.exec: the host id must be a string, got " .. type(host))
+    if not is_text(host) then
+        return nil, invalid("process.exec: the host id must be a string, got " .. what(host))
     end
     local denied = spawn_denied(spawner, "process.spawn", id, host)
     if denied then return nil, denied end
@@ -385,7 +410,7 @@ function Spawner:with_scope(scope)
     return derive(self, "scope", scope)
 end
 function Spawner:with_name(name)
-    if type(name) ~= "string" or name == "" then error(invalid("spawner:with_name: expected a name"), 2) end
+    if not is_text(name) then error(invalid("spawner:with_name: expected a name, got " .. what(name)), 2) end
     return derive(self, "name", name)
 end
 function Spawner:with_message(topic, ...)
@@ -418,24 +443,24 @@ end
 -- names
 local R = {}
 function R.register(name, pid)
-    if type(name) ~= "string" or name == "" then
-        return nil, invalid("process.registry.register: the name must be a non-empty string")
+    if not is_text(name) then
+        return nil, invalid("process.registry.register: the name must be a non-empty string, got " .. what(name))
     end
-    if pid ~= nil and type(pid) ~= "string" then
-        return nil, invalid("process.registry.register: the pid must be a string")
+    if pid ~= nil and not is_text(pid) then
+        return nil, invalid("process.registry.register: the pid must be a pid string, got " .. what(pid))
     end
     local denied = check("process.registry.register", name)
     if denied then return nil, denied end
     return B.register(current().pid, name, pid or current().pid)
 end
 function R.lookup(name)
-    if type(name) ~= "string" or name == "" then
-        return nil, invalid("process.registry.lookup: the name must be a non-empty string")
+    if not is_text(name) then
+        return nil, invalid("process.registry.lookup: the name must be a non-empty string, got " .. what(name))
     end
     return B.lookup(name)
 end
 function R.unregister(name)
-    if type(name) ~= "string" or name == "" then return false end
+    if not is_text(name) then return false end
     return B.unregister(current().pid, name)
 end
 P.registry = readonly(R, "process.registry")

@@ -175,11 +175,14 @@ function S.run()
             if raw_status(co) == "dead" then
                 finish(co, task)
                 if task.done then
+                    -- protected: a failing host callback must not strand the tasks still to run
+                    local ok, err
                     if r[1] then
-                        task.done(true, unpack(r, 2, r.n))
+                        ok, err = pcall(task.done, true, unpack(r, 2, r.n))
                     else
-                        task.done(false, r[2], traceback(co, nil, 0))
+                        ok, err = pcall(task.done, false, r[2], traceback(co, nil, 0))
                     end
+                    if not ok then S.callback_errors = (S.callback_errors or 0) + 1; S.last_callback_error = err end
                 end
             elseif S.total_limit > 0 and task.cpu > S.total_limit then
                 S.kill(co)
