@@ -555,6 +555,9 @@ class _Publisher:
                 return
 
     def _acked(self, fut: asyncio.Future[Any]) -> None:
+        acks = self._acks
+        while acks and acks[0].done():  # keep only what is still outstanding
+            acks.popleft()
         if fut.cancelled() or fut.exception() is not None:
             self.failed += 1
             log.error("a proc record was not acknowledged: %s", "cancelled" if fut.cancelled() else fut.exception())
