@@ -9,9 +9,13 @@ Bodies (JSON values; ``at`` is the record's own timestamp):
 
     proc.spawned        {pid, entry, host, parent: pid|None, linked: bool, monitored: bool}
     proc.exited         {pid, entry, ok: bool, result: value|None, error: str|None, kind: str|None}
+                        kind: the error's kind (INVALID, CANCELED, ...) when it had one
     proc.message        {to, from: pid|None, topic, payload: [value, ...], bytes: int}
-                        payload values are JSON data; a binary (non-UTF-8) string is {"$bytes": base64}
-    proc.dead_letter    {to, from, topic, reason, bytes}      a message no process could take
+                        payload values are JSON data; a binary (non-UTF-8) string is {"$bytes": base64},
+                        and a table key starting with "$" is written with one more "$"
+    proc.dead_letter    {to, from, topic, reason, bytes, seq}  a message no process could take; reason:
+                        "no such process", "mailbox full" or "the channel for this topic is closed";
+                        seq: the message record's stream position
     proc.signal         {to, from, signal: "exit"|"link_down"|"cancel"|"terminate"|"outdated",
                          result: {value|error}|None, reason: str|None}
                         what a process is told about another one (monitor EXIT, LINK_DOWN, CANCEL,
