@@ -23,6 +23,7 @@ Bodies (JSON values; ``at`` is the record's own timestamp):
     proc.linked         {pid, peer}          proc.unlinked    {pid, peer}
     proc.monitored      {pid, target}        proc.demonitored {pid, target}
     proc.registered     {name, pid}          proc.unregistered {name, pid}
+    proc.upgraded       {pid, from: entry id, entry: entry id}   process.upgrade replaced its code
     proc.service        {service, event: "started"|"exited"|"restarting"|"failed"|"stopped",
                          pid: pid|None, attempt: int, error: str|None, delay_ms: int|None}
 
@@ -47,9 +48,10 @@ DEMONITORED: Final = "proc.demonitored"
 REGISTERED: Final = "proc.registered"
 UNREGISTERED: Final = "proc.unregistered"
 SERVICE: Final = "proc.service"
+UPGRADED: Final = "proc.upgraded"
 
 PROC_TYPES: Final = (SPAWNED, EXITED, MESSAGE, DEAD_LETTER, SIGNAL, LINKED, UNLINKED, MONITORED, DEMONITORED,
-                     REGISTERED, UNREGISTERED, SERVICE)
+                     REGISTERED, UNREGISTERED, SERVICE, UPGRADED)
 
 
 def node_of(pid: str) -> str | None:

@@ -36,6 +36,7 @@ class ProcessRuntimeLike(Protocol):
     """What a host needs from the node's process runtime (every call is from the event loop)."""
 
     def send(self, sender: str, dest: str, topic: str, args: list[Any]) -> None: ...
+    def prepare_upgrade(self, pid: str, entry_id: str | None, args: list[Any]) -> None: ...
     def spawn(self, parent: str, entry_id: str, host_id: str, opts: dict[str, Any], args: list[Any]) -> str: ...
     async def exec(self, parent: str, entry_id: str, host_id: str, opts: dict[str, Any],
                    args: list[Any]) -> tuple[Any, str | None, str | None]: ...
@@ -100,6 +101,7 @@ class ProcessBridge:
             "unmonitor": self._targeted("unmonitor"), "link": self._targeted("link"),
             "unlink": self._targeted("unlink"), "cancel": self._cancel,
             "register": self._register, "lookup": self._lookup, "unregister": self._unregister,
+            "upgrade": self._upgrade,
         })
         side = vm.rt.execute(_source("process.lua"), vm.S, vm.channel, vm.errors, host.readonly, host.payload,
                              host.security, bridge, default_pid, mailbox_limit)
@@ -113,6 +115,7 @@ class ProcessBridge:
         self._task = side.task
         self._setup = side.setup
         self._kill = side.kill
+        self._reattach = side.reattach
         self._main = side.main
         # Build the binary-string helpers now, outside any task: lupa binds a Lua object made
         # during a call from a task to that task's coroutine, and a cached helper bound to a
@@ -132,6 +135,24 @@ class ProcessBridge:
                           self.vm.to_lua(security) if security is not None else None)
         if err is not None:
             raise _Invalid(f"process security: {self.vm.tostring(err)}")
+
+    def reattach(self, task: Any, pid: str) -> None:
+        """Make ``task`` (upgraded code) the main task of the live process ``pid``."""
+        self._reattach(task, pid)
+
+    def upgradable(self, pid: str) -> bool:
+        options = self._options(pid)
+        return bool(options is not None and self.vm.get(options, "upgradable"))
+
+    def upgrading(self, results: tuple[Any, ...]) -> bool:
+        """Whether a task's results say its `main` ended by calling process.upgrade."""
+        if not results:
+            return False
+        returned, failure = self._fields(results[0], (1, 2))
+        if returned is not False or failure is None:
+            return False
+        (flag,) = self._fields(failure, ("upgrade",))
+        return flag is True
 
     def kill(self, pid: str) -> None:
         self._kill(pid)
@@ -291,6 +312,12 @@ class ProcessBridge:
             rt.cancel(sender, dest, reason)
             return True
         return self._call("cancel", body)
+
+    def _upgrade(self, pid: str, entry_id: str | None, packed: Any) -> Any:
+        def body(rt: ProcessRuntimeLike) -> Any:
+            rt.prepare_upgrade(pid, entry_id, self.args_of(packed, "process.upgrade"))
+            return True
+        return self._call("upgrade", body)
 
     def _register(self, sender: str, name: str, pid: str) -> Any:
         def body(rt: ProcessRuntimeLike) -> Any:

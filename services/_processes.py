@@ -85,6 +85,7 @@ class Proc:
     ended: bool = False
     trace: str = ""  # the Lua traceback of an error exit
     kind: str | None = None  # the error kind of an error exit, when the error said
+    upgrade: tuple[str, Any, list[Any]] | None = None  # (entry id, compiled main, args) once upgrade was called
 
 
 # (host entry id, default pid, stdio=None, args=()) -> LuaHost
@@ -118,6 +119,21 @@ class ProcessRuntime:
         head = await self.store.last_seq(stream)
         self._publisher.start()
         self._sub = await self.store.subscribe_raw(stream, head + 1, self._on_raw, subject=self._inbound)
+        projection = getattr(self.registry, "projection", None)
+        if projection is not None:
+            projection.add_listener(self._on_registry)
+
+    def _on_registry(self, applied: Any) -> None:
+        """A new version of a process.lua: its live processes that set `upgradable` get OUTDATED."""
+        changed = {op.id for op in applied.ops
+                   if op.op == "update" and op.after is not None and op.after.kind == "process.lua"}
+        if not changed:
+            return
+        at = time.time()
+        for proc in list(self.procs.values()):
+            if proc.entry_id in changed and proc.bridge.upgradable(proc.pid):
+                proc.bridge.event(proc.pid, {"kind": "pid.outdated", "from": proc.pid, "at": at,
+                                             "sources": [proc.entry_id]})
 
     async def aclose(self) -> None:
         """Stop every process, write what is queued, stop following. Idempotent."""
@@ -239,9 +255,45 @@ class ProcessRuntime:
             raise NotFoundError(f"no process {pid} on this node")
         return proc.done
 
+    def prepare_upgrade(self, pid: str, entry_id: str | None, args: list[Any]) -> None:
+        """Check and compile the code ``pid`` upgrades to; it starts when the old `main` has ended."""
+        proc = self.procs.get(pid)
+        if proc is None:
+            raise NotFoundError(f"no process {pid} on this node")
+        target = entry_id or proc.entry_id
+        entry = self.registry.get(target)
+        if entry is None:
+            raise NotFoundError(f"process.upgrade: entry {target} does not exist")
+        if entry.kind != "process.lua":
+            raise ProcessError(f"process.upgrade: {target} is a {entry.kind}, not a process.lua")
+        from wippy.lua_stdlib import LuaCodeError
+
+        try:
+            fn = self.host(proc.host_id).callable(entry)
+        except LuaCodeError as exc:
+            raise ProcessError(f"process.upgrade: cannot load {target}: {exc}") from exc
+        proc.upgrade = (target, fn, args)
+
+    def _upgraded(self, proc: Proc) -> None:
+        """Start the code a process upgraded to, on its pid, mailbox and contexts."""
+        assert proc.upgrade is not None
+        entry_id, fn, args = proc.upgrade
+        proc.upgrade = None
+        host = self.hosts[proc.host_id]
+        vm = host.vm
+        pid = proc.pid
+        task = vm.spawn(proc.bridge.main(fn), tuple(vm.to_lua(_restore(a)) for a in args),
+                        lambda ok, results: self._exited(pid, ok, results))
+        proc.bridge.reattach(task, pid)
+        self._log(proc_records.UPGRADED, {"pid": pid, "from": proc.entry_id, "entry": entry_id})
+        proc.entry_id = entry_id
+
     def _exited(self, pid: str, ok: bool, results: tuple[Any, ...]) -> None:
         proc = self.procs.get(pid)
         if proc is None or proc.ended:
+            return
+        if proc.upgrade is not None and ok and proc.bridge.upgrading(results):
+            self._upgraded(proc)
             return
         value, error, proc.kind, proc.trace = proc.bridge.outcome(ok, results)
         self._end(proc, value, error, proc.kind)

@@ -126,7 +126,12 @@ end
 local V = {}
 
 local traceback, find = debug.traceback, string.find
+-- raised by process.upgrade to end the old `main`; never seen by user code that does not catch
+-- everything (a pcall around upgrade sees it and should re-raise it)
+local UPGRADE = setmetatable({}, { __name = "process.upgrade", __tostring = function() return "process upgrade" end })
+
 local function failure(e)
+    if e == UPGRADE then return { upgrade = true } end
     local trace = traceback(nil, 2)
     local cut = find(trace, "\n\t[C]: in function 'xpcall'", 1, true) -- the frames below are the runtime's
     return { error = e, trace = cut and sub(trace, 1, cut - 1) or trace }
@@ -145,6 +150,17 @@ function V.attach(task, pid)
     st.task = task
     procs[pid] = st
     task.proc = st
+end
+
+--- Run upgraded code as the process's main task, keeping its mailbox and contexts.
+function V.reattach(task, pid)
+    local st = procs[pid]
+    if st == nil then return false end
+    local old = st.task
+    if old ~= nil then task.ctx, task.actor, task.scope = old.ctx, old.actor, old.scope end
+    st.task = task
+    task.proc = st
+    return true
 end
 
 --- Give a new process its context values and security context (plain data from the spawner).
@@ -436,8 +452,20 @@ function P.exec(id, host, ...) return exec_with(EMPTY, id, host, ...) end
 function P.with_context(ctx) return EMPTY:with_context(ctx) end
 function P.with_options(opts) return EMPTY:with_options(opts) end
 
-function P.upgrade()
-    error(errors._make("UNAVAILABLE", "process.upgrade is not implemented in this runtime yet", false), 2)
+--- Replace this process's code, keeping its pid, mailbox, links, monitors, names and security:
+--- the current `main` ends here and the new one (of `id`, default: the same entry at its current
+--- registry version) starts with `...` as its arguments. Only the process's main task may call it.
+function P.upgrade(id, ...)
+    local st = current()
+    if st.task == nil or S.running ~= st.task then
+        return nil, invalid("process.upgrade: only the process's own main function can upgrade it")
+    end
+    if id ~= nil and (type(id) ~= "string" or id == "") then
+        return nil, invalid("process.upgrade: the entry id must be a string or nil, got " .. type(id))
+    end
+    local ok, err = B.upgrade(st.pid, id, pack(...))
+    if not ok then return nil, err end
+    error(UPGRADE, 0) -- unwinds `main`; the host starts the new code in its place
 end
 
 -- names

@@ -1120,3 +1120,55 @@ async def test_links_work_across_nodes(app: ProcNode, n2: ProcNode) -> None:
     missing = "{n2@app:procs|0xfffffffffff}"
     value, error = await app.run("app:remote_monitor_missing", missing)
     assert error is None and value["from"] == missing and "no such process" in value["error"]
+
+
+# -- hot code: OUTDATED and process.upgrade -----------------------------------------------------------
+
+V1 = """return { main = function()
+    process.set_options({upgradable = true})
+    local events = process.events()
+    local inbox = process.inbox()
+    local ev = events:receive()
+    local _, bad = process.upgrade("app:nope")
+    local m = inbox:receive()          -- a message sent before the upgrade
+    process.upgrade(nil, {seen = m:payload():data(), kind = ev.kind, sources = ev.sources, bad = bad:kind()})
+end }"""
+
+V2 = """return { main = function(state)
+    local m = process.inbox():receive()  -- a message sent after the upgrade: same mailbox
+    return {version = 2, state = state, after = m:payload():data(), pid = process.pid()}
+end }"""
+
+
+async def test_outdated_then_upgrade_keeps_pid_and_mailbox(proc_node: ProcNode) -> None:
+    await proc_node.apply(lua("app:hot", V1))
+    pid = proc_node.spawn("app:hot")
+    procs = proc_node.processes
+    procs.send(None, pid, "first", ["before"])
+    await asyncio.sleep(0.05)
+    await proc_node.apply(lua("app:hot", V2))  # a new version: OUTDATED to the upgradable process
+    await asyncio.sleep(0.05)
+    procs.send(None, pid, "second", ["after"])
+    value, error = await asyncio.wait_for(procs.wait(pid), 10)
+    assert error is None, error
+    assert value == {"version": 2, "pid": pid, "after": "after",
+                     "state": {"seen": "before", "kind": "pid.outdated", "sources": ["app:hot"], "bad": "NOT_FOUND"}}
+    await procs.flush()
+    records = await proc_node.node.store.read(proc_node.node.store.subjects.proc_stream)
+    types = [r.type for _s, r in records if r.body.get("pid") == pid]
+    assert types.count("proc.upgraded") == 1 and types.count("proc.exited") == 1
+
+
+async def test_upgrade_only_from_the_main_task(proc_node: ProcNode) -> None:
+    await proc_node.apply(lua("app:child_upgrade", """return { main = function()
+        local out = {}
+        coroutine.spawn(function()
+            local ok, err = process.upgrade()
+            out.ok, out.kind = ok, err and err:kind()
+        end)
+        local time = require("time")
+        time.sleep("10ms")
+        return out
+    end }""", modules=["time"]))
+    value, error = await proc_node.run("app:child_upgrade")
+    assert error is None and value == {"kind": "INVALID"}
