@@ -32,7 +32,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -79,9 +80,10 @@ class Proc:
     parent: str | None
     bridge: Any  # the host's ProcessBridge
     done: asyncio.Future[tuple[Any, str | None]]
-    links: set[str] = field(default_factory=set)
-    watchers: set[str] = field(default_factory=set)  # who monitors this process
-    names: set[str] = field(default_factory=set)
+    # empty until used (most processes never link, are never monitored, never take a name)
+    links: AbstractSet[str] = frozenset()
+    watchers: AbstractSet[str] = frozenset()  # who monitors this process
+    names: AbstractSet[str] = frozenset()
     ended: bool = False
     trace: str = ""  # the Lua traceback of an error exit
     kind: str | None = None  # the error kind of an error exit, when the error said
@@ -437,7 +439,7 @@ class ProcessRuntime:
             proc = self.procs.get(to)
             if proc is None or sender not in proc.links:  # unlinked meanwhile, or not a process
                 return
-            proc.links.discard(sender)
+            proc.links = _without(proc.links, sender)
             if bridge.traps_links(to):
                 bridge.event(to, {"kind": "pid.link.down", "from": sender, "at": at, "result": result})
             else:
@@ -471,7 +473,7 @@ class ProcessRuntime:
         if proc is None:  # already gone: the watcher hears so at once, as in OTP
             self._signal(watcher, target, "exit", result={"error": "no such process"})
             return
-        proc.watchers.add(watcher)
+        proc.watchers = _with(proc.watchers, watcher)
 
     def unmonitor(self, sender: str, dest: str) -> None:
         target = self.resolve(dest)
@@ -484,7 +486,7 @@ class ProcessRuntime:
     def _unmonitor_remote(self, watcher: str, target: str) -> None:
         proc = self.procs.get(target)
         if proc is not None:
-            proc.watchers.discard(watcher)
+            proc.watchers = _without(proc.watchers, watcher)
 
     def link(self, sender: str, dest: str) -> None:
         target = self.resolve(dest)
@@ -505,7 +507,7 @@ class ProcessRuntime:
         if proc is None:
             self._signal(peer, pid, "link_down", result={"error": "no such process"})
             return
-        proc.links.add(peer)
+        proc.links = _with(proc.links, peer)
 
     def unlink(self, sender: str, dest: str) -> None:
         target = self.resolve(dest)
@@ -522,7 +524,7 @@ class ProcessRuntime:
     def _unlink_local(self, pid: str, peer: str) -> None:
         proc = self.procs.get(pid)
         if proc is not None:
-            proc.links.discard(peer)
+            proc.links = _without(proc.links, peer)
 
     # -- names ---------------------------------------------------------------------------------------
     def register(self, sender: str, name: str, pid: str) -> None:
@@ -533,7 +535,7 @@ class ProcessRuntime:
         if proc is None:
             raise NotFoundError(f"no live process {pid} on this node to register as {name}")
         self.names[name] = pid
-        proc.names.add(name)
+        proc.names = _with(proc.names, name)
         self._log(proc_records.REGISTERED, {"name": name, "pid": pid})
 
     def lookup(self, name: str) -> str:
@@ -548,7 +550,7 @@ class ProcessRuntime:
             return False
         proc = self.procs.get(pid)
         if proc is not None:
-            proc.names.discard(name)
+            proc.names = _without(proc.names, name)
         self._log(proc_records.UNREGISTERED, {"name": name, "pid": pid})
         return True
 
@@ -631,3 +633,15 @@ class _Publisher:
         except TimeoutError:
             self._task.cancel()
         await self.flush()
+
+
+def _with(items: AbstractSet[str], item: str) -> set[str]:
+    out = items if isinstance(items, set) else set(items)
+    out.add(item)
+    return out
+
+
+def _without(items: AbstractSet[str], item: str) -> AbstractSet[str]:
+    if isinstance(items, set):
+        items.discard(item)
+    return items
