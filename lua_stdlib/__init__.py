@@ -3,8 +3,9 @@
 Every ``_mod_<name>.py`` here is a module Lua code can ``require`` (each registers itself when imported):
 funcs, ctx, registry, security, store, contract, io (terminal hosts), json, yaml, base64, hash, crypto,
 uuid, time, logger, env, expr, text, metrics, system, treesitter. Globals: channel, errors, payload,
-print, process (pid only until processes land). Every other module Wippy documents raises UNAVAILABLE
-when required.
+print, process (lua/process.lua; the node's process runtime lives in services). Framework libraries the
+runtime provides natively (wippy.actor:actor) come from _native_libs.py. Every other module Wippy
+documents raises UNAVAILABLE when required.
 """
 
 import importlib as _importlib
