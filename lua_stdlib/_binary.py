@@ -91,4 +91,6 @@ def type_name(value: Any) -> str:
         return "number"
     if isinstance(value, str | Raw | bytes):
         return "string"
+    if isinstance(value, list | dict):  # a table already converted to Python data
+        return "table"
     return str(lua_type(value) or "userdata")

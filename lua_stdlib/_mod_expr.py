@@ -23,11 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lupa.lua54 import lua_type  # type: ignore[import-untyped]
-
 from wippy.core import ExprError, ExprEvalError, compile_expr
 
-from ._binary import guard, guard_all
+from ._binary import guard, guard_all, type_name
 from ._host import LuaHost, register_module
 
 _MAX_DEPTH = 100
@@ -83,21 +81,6 @@ def _result(v: Any, depth: int = 0) -> Any:
     raise _Unconvertible(f"cannot convert a {type(v).__name__} to a Lua value")
 
 
-def _type_name(v: Any) -> str:
-    """The Lua type name of a value converted with from_lua."""
-    if v is None:
-        return "nil"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list | dict):
-        return "table"
-    return str(lua_type(v) or type(v).__name__)
-
-
 def _key(k: Any) -> Any:
     if isinstance(k, str | int | float | bool):
         return k
@@ -139,7 +122,7 @@ def _build(host: LuaHost) -> Any:
         if isinstance(expression, int | float) and not isinstance(expression, bool):
             expression = vm.tostring(expression)
         if not isinstance(expression, str):
-            got = _type_name(vm.from_lua(expression))
+            got = type_name(expression)
             return None, vm.error("INVALID", f"{where}: the expression must be a string, got {got}")
         if expression == "":
             return None, vm.error("INVALID", f"{where}: expression cannot be empty")
@@ -152,7 +135,7 @@ def _build(host: LuaHost) -> Any:
             if data == []:
                 data = {}
             if not isinstance(data, dict):
-                got = "an array" if isinstance(data, list) else _type_name(data)
+                got = "an array" if isinstance(data, list) else type_name(data)
                 return None, vm.error("INVALID", f"{where}: env must be a table of named values, got {got}")
             try:
                 data = _env_value(data)

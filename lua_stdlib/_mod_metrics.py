@@ -22,6 +22,7 @@ from typing import Any
 
 from wippy.core import WippyError
 
+from ._binary import type_name
 from ._host import LuaHost, register_module
 
 
@@ -33,25 +34,16 @@ def _build(host: LuaHost) -> Any:
     vm = host.vm
     telemetry = host.ctx.telemetry
 
-    def kind_of(v: Any) -> str:
-        if v is None:
-            return "nil"
-        if isinstance(v, bool):
-            return "boolean"
-        if isinstance(v, int | float):
-            return "number"
-        return "string" if isinstance(v, str | bytes) else "table"
-
     def name_of(name: Any, where: str) -> str:
         if isinstance(name, bytes):
             name = name.decode("utf-8", "replace")
         if not isinstance(name, str):
-            raise _BadInput(f"{where}: the metric name must be a string, got {kind_of(vm.from_lua(name))}")
+            raise _BadInput(f"{where}: the metric name must be a string, got {type_name(name)}")
         return name
 
     def value_of(value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _BadInput(f"{where}: the value must be a number, got {kind_of(vm.from_lua(value))}")
+            raise _BadInput(f"{where}: the value must be a number, got {type_name(value)}")
         return float(value)
 
     def labels_of(value: Any, where: str) -> dict[str, str]:
@@ -61,7 +53,7 @@ def _build(host: LuaHost) -> Any:
         if data in ([], {}):
             return {}
         if not isinstance(data, dict):
-            raise _BadInput(f"{where}: labels must be a table of name = value, got {kind_of(data)}"
+            raise _BadInput(f"{where}: labels must be a table of name = value, got {type_name(data)}"
                             + (" (a list)" if isinstance(data, list) else ""))
         out = {}
         for key, v in data.items():
@@ -72,7 +64,7 @@ def _build(host: LuaHost) -> Any:
             elif isinstance(v, str):
                 out[key] = v
             else:
-                raise _BadInput(f"{where}: label {key} must be a string, got {kind_of(v)}")
+                raise _BadInput(f"{where}: label {key} must be a string, got {type_name(v)}")
         return out
 
     def record(where: str, action: Any) -> tuple[Any, Any]:

@@ -25,8 +25,9 @@ the newest history row per id at or below that version, unless it is a delete.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,21 +219,26 @@ class ProjectionDB:
             if cs.files_base:
                 base_rows.update(cs.files_base)
 
+        with self._checkpointed(REGISTRY, seq, version) as con:
+            if entry_rows:
+                _delete_ids(con, "store.registry_entries", entry_rows.keys())
+                _append(con, "store.registry_entries", (r for r in entry_rows.values() if r is not None))
+            if base_rows:
+                _delete_ids(con, "store.registry_files_base", base_rows.keys())
+                _append(con, "store.registry_files_base", ((k, v) for k, v in base_rows.items() if v is not None))
+            _append(con, "store.registry_versions", version_rows)
+            _append(con, "store.registry_history", history_rows)
+
+    @contextlib.contextmanager
+    def _checkpointed(self, checkpoint: str, seq: int, version: int = 0) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write transaction that also moves ``checkpoint`` to ``seq``; rolled back on any error."""
         with self._write_lock:
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
-                if entry_rows:
-                    _delete_ids(con, "store.registry_entries", entry_rows.keys())
-                    _append(con, "store.registry_entries", (r for r in entry_rows.values() if r is not None))
-                if base_rows:
-                    _delete_ids(con, "store.registry_files_base", base_rows.keys())
-                    _append(con, "store.registry_files_base",
-                            ((k, v) for k, v in base_rows.items() if v is not None))
-                _append(con, "store.registry_versions", version_rows)
-                _append(con, "store.registry_history", history_rows)
-                con.execute("DELETE FROM store.projection_checkpoints WHERE name = ?", [REGISTRY])
-                con.execute("INSERT INTO store.projection_checkpoints VALUES (?, ?, ?)", [REGISTRY, seq, version])
+                yield con
+                con.execute("DELETE FROM store.projection_checkpoints WHERE name = ?", [checkpoint])
+                con.execute("INSERT INTO store.projection_checkpoints VALUES (?, ?, ?)", [checkpoint, seq, version])
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -240,38 +246,20 @@ class ProjectionDB:
 
     def write_rows(self, table: str, rows: Sequence[tuple[Any, ...]], *, checkpoint: str, seq: int) -> None:
         """Append rows to a ``store`` table and move a checkpoint, atomically (append-only projections)."""
-        with self._write_lock:
-            con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                _append(con, f"store.{table}", rows)
-                con.execute("DELETE FROM store.projection_checkpoints WHERE name = ?", [checkpoint])
-                con.execute("INSERT INTO store.projection_checkpoints VALUES (?, ?, ?)", [checkpoint, seq, 0])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._checkpointed(checkpoint, seq) as con:
+            _append(con, f"store.{table}", rows)
 
     def write_processes(self, processes: Mapping[str, tuple[Any, ...]],
                         appends: Mapping[str, Sequence[tuple[Any, ...]]], *, checkpoint: str, seq: int) -> None:
         """Replace ``processes`` rows by pid, append rows to other ``store`` tables and move a checkpoint,
         atomically (the process projection)."""
-        with self._write_lock:
-            con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                if processes:
-                    _delete_ids(con, "store.processes", processes.keys(), key="pid")
-                    _append(con, "store.processes", processes.values())
-                for table, rows in appends.items():
-                    if rows:
-                        _append(con, f"store.{table}", rows)
-                con.execute("DELETE FROM store.projection_checkpoints WHERE name = ?", [checkpoint])
-                con.execute("INSERT INTO store.projection_checkpoints VALUES (?, ?, ?)", [checkpoint, seq, 0])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._checkpointed(checkpoint, seq) as con:
+            if processes:
+                _delete_ids(con, "store.processes", processes.keys(), key="pid")
+                _append(con, "store.processes", processes.values())
+            for table, rows in appends.items():
+                if rows:
+                    _append(con, f"store.{table}", rows)
 
     # -- reading ------------------------------------------------------------------------------------
     def process_rows(self, pids: Iterable[str]) -> list[tuple[Any, ...]]:
