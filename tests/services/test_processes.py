@@ -1172,3 +1172,41 @@ async def test_upgrade_only_from_the_main_task(proc_node: ProcNode) -> None:
     end }""", modules=["time"]))
     value, error = await proc_node.run("app:child_upgrade")
     assert error is None and value == {"kind": "INVALID"}
+
+
+# -- permissions ----------------------------------------------------------------------------------------
+
+async def test_process_permissions_are_checked_against_the_caller(proc_node: ProcNode) -> None:
+    def policy(name: str, actions: Any, effect: str) -> Entry:
+        return Entry(f"app:{name}", "security.policy", {},
+                     {"policy": {"actions": actions, "resources": "*", "effect": effect}})
+
+    await proc_node.apply(
+        policy("allow_all", "*", "allow"), policy("no_send", "process.send", "deny"),
+        policy("no_worker", ["process.spawn", "process.spawn.*"], "deny"),
+        lua("app:quiet", "return { main = function() return 1 end }"),
+        lua("app:guarded", """return { main = function()
+            local out = {}
+            local _, err = process.send(process.pid(), "t", 1)
+            out.send = err and err:kind()
+            local pid, serr = process.spawn("app:quiet", "app:procs")
+            out.spawn = serr and serr:kind() or "allowed"
+            out.register = (process.registry.register("guarded"))
+            return out
+        end }"""),
+        lua("app:runner", """return { main = function(policies)
+            local security = require("security")
+            local scope = security.new_scope()
+            for _, id in ipairs(policies) do scope = scope:with(security.policy(id)) end
+            local pid = process.with_context({}):with_actor(security.new_actor("user:bob")):with_scope(scope)
+                :spawn_monitored("app:guarded", "app:procs")
+            local ev = process.events():receive()
+            return ev.result
+        end }""", modules=["security"]),
+    )
+    result, error = await proc_node.run("app:runner", ["app:allow_all", "app:no_send"])
+    assert error is None, error
+    assert result == {"value": {"send": "PERMISSION_DENIED", "spawn": "allowed", "register": True}}
+    result, error = await proc_node.run("app:runner", ["app:allow_all", "app:no_worker"])
+    assert error is None, error
+    assert result["value"]["spawn"] == "PERMISSION_DENIED" and "send" not in result["value"]
