@@ -59,6 +59,7 @@ from ._loader import load_app as load_app
 from ._merge import FileEntry as FileEntry
 from ._merge import MergePlan as MergePlan
 from ._merge import plan_files_apply as plan_files_apply
+from ._pipeline import Pipeline as Pipeline
 from ._records import Record as Record
 from ._records import new_traceparent as new_traceparent
 from ._records import register_type as register_type
@@ -138,6 +139,7 @@ __all__ = [
     "OpKind",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "Pipeline",
     "PolicySpec",
     "Record",
     "RecordError",

@@ -53,6 +53,7 @@ RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
 _PART = "Wippy-Part"
 
 _WRONG_LAST_SEQUENCE = 10071
+_JETSTREAM_UNAVAILABLE = 10008
 _DUPLICATE_WINDOW = timedelta(minutes=2)
 
 
@@ -88,7 +89,9 @@ class EventStore(Protocol):
     async def subscribe(self, stream: str, from_seq: int, handler: RecordHandler) -> Subscription: ...
     async def subscribe_raw(self, stream: str, from_seq: int, handler: RawHandler, *,
                             subject: str | None = None) -> Subscription: ...
-    async def publish_pipelined(self, subject: str, data: bytes) -> asyncio.Future[Any]: ...
+    async def publish_pipelined(self, subject: str, data: bytes, *,
+                                msg_id: str | None = None) -> asyncio.Future[Any]: ...
+    async def append_raw(self, subject: str, payload: bytes, *, msg_id: str) -> int: ...
     async def aclose(self) -> None: ...
 
 
@@ -103,6 +106,91 @@ class _NatsSubscription:
         self._stopped = True
         with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError):
             await self._sub.unsubscribe()
+
+
+class _Feed:
+    """An ordered push consumer that survives a NATS server restart.
+
+    nats-py's ordered consumer notices a lost server-side consumer only after two missed idle
+    heartbeats (10-20 s); a feed is re-created as soon as the connection is back, from the record
+    after the last one delivered, and never hands a sequence to its handler twice.
+    """
+
+    def __init__(self, store: JetStreamEventStore, stream: str, subject: str, from_seq: int,
+                 handler: RawHandler) -> None:
+        self._store = store
+        self._stream = stream
+        self._subject = subject
+        self._handler = handler
+        self.last = max(1, from_seq) - 1
+        self._sub: Any = None
+        self._stopped = False
+        self._restarting: asyncio.Task[None] | None = None
+
+    async def _cb(self, msg: Msg) -> None:
+        seq, pending = _meta(msg)
+        if seq <= self.last:  # a repeat from a consumer being replaced
+            return
+        self.last = seq
+        result = self._handler(seq, msg.data, pending)
+        if result is not None:
+            await result
+
+    async def open(self) -> None:
+        config = js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
+                                       opt_start_seq=self.last + 1)
+        try:
+            self._sub = await self._store._js.subscribe(
+                self._subject, stream=self._stream, cb=self._cb, ordered_consumer=True, config=config,
+                pending_msgs_limit=0, pending_bytes_limit=0,
+            )
+        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+            raise LogUnavailableError(f"cannot subscribe to {self._stream}: {exc or type(exc).__name__}") from exc
+
+    def reopen(self) -> None:
+        """After a reconnect: replace the consumer (in the background, retrying until it works)."""
+        if not self._stopped and (self._restarting is None or self._restarting.done()):
+            self._restarting = asyncio.create_task(self._reopen(), name=f"wippy-feed-{self._stream}")
+
+    async def _reopen(self) -> None:
+        old, self._sub = self._sub, None
+        if old is not None:
+            _drop_quietly(old)
+        delay = 0.1
+        while not self._stopped and not self._store.client.is_closed:
+            try:
+                await self.open()
+            except LogUnavailableError:  # JetStream still recovering its streams
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if self._stopped:  # stopped while subscribing
+                _drop_quietly(self._sub)
+            return
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._store._feeds.discard(self)
+        if self._restarting is not None and not self._restarting.done():
+            self._restarting.cancel()
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError):
+                await self._sub.unsubscribe()
+
+
+def _drop_quietly(sub: Any) -> None:
+    """Stop delivering to ``sub`` now; tell the server in the background (it may not answer)."""
+    async def drop() -> None:
+        with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError):
+            await sub.unsubscribe()
+    task = asyncio.create_task(drop())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[None]] = set()
 
 
 def _meta(msg: Msg) -> tuple[int, int]:
@@ -130,12 +218,19 @@ class JetStreamEventStore:
         self.subjects = subjects
         self._settings = settings
         self._timeout = settings.request_timeout.total_seconds()
+        self._feeds: set[_Feed] = set()
 
     @classmethod
     async def connect(
         cls, url: str, subjects: Subjects, settings: StoreSettings | None = None, *, name: str = "wippy"
     ) -> JetStreamEventStore:
         settings = settings or StoreSettings()
+        made: list[JetStreamEventStore] = []
+
+        async def reconnected() -> None:
+            if made:
+                made[0]._reconnected()
+
         try:
             nc = await nats.connect(
                 url,
@@ -146,10 +241,15 @@ class JetStreamEventStore:
                 allow_reconnect=True,
                 error_cb=_quiet,
                 disconnected_cb=_quiet_noarg,
+                reconnected_cb=reconnected,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             raise LogUnavailableError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from exc
-        return cls(nc, subjects, settings)
+        # once connected, outlive a NATS server restart however long it takes (nats-py reads the
+        # option at each reconnect; the first connect above still gives up)
+        nc.options["max_reconnect_attempts"] = -1
+        made.append(cls(nc, subjects, settings))
+        return made[0]
 
     @property
     def client(self) -> NatsClient:
@@ -233,6 +333,8 @@ class JetStreamEventStore:
                     f"it is {actual}",
                     actual=actual,
                 ) from exc
+            if exc.code == 503 and exc.err_code in (None, _JETSTREAM_UNAVAILABLE):
+                raise LogUnavailableError(f"append to {subject} failed: {exc.description or exc}") from exc
             raise LogError(f"append to {subject} failed: {exc.description or exc}") from exc
         except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
             raise LogUnavailableError(f"append to {subject} failed: {exc or type(exc).__name__}") from exc
@@ -294,41 +396,37 @@ class JetStreamEventStore:
                             subject: str | None = None) -> Subscription:
         """Like subscribe, undecoded: an ordered push consumer with a callback (the fast path).
 
-        ``subject`` narrows it to one subject of the stream (a node's process deliveries)."""
+        ``subject`` narrows it to one subject of the stream (a node's process deliveries). The
+        subscription resumes after a NATS server restart where it left off."""
+        feed = _Feed(self, stream, subject or stream_subject_wildcard(self.subjects, stream), from_seq, handler)
+        await feed.open()
+        self._feeds.add(feed)
+        return feed
 
-        async def cb(msg: Msg) -> None:
-            seq, pending = _meta(msg)
-            result = handler(seq, msg.data, pending)
-            if result is not None:
-                await result
+    def _reconnected(self) -> None:
+        for feed in list(self._feeds):
+            feed.reopen()
 
-        config = js_api.ConsumerConfig(
-            deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=max(1, from_seq),
-        )
-        try:
-            sub = await self._js.subscribe(
-                subject or stream_subject_wildcard(self.subjects, stream),
-                stream=stream,
-                cb=cb,
-                ordered_consumer=True,
-                config=config,
-                pending_msgs_limit=0,
-                pending_bytes_limit=0,
-            )
-        except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
-            raise LogUnavailableError(f"cannot subscribe to {stream}: {exc or type(exc).__name__}") from exc
-        return _NatsSubscription(sub)
-
-    async def publish_pipelined(self, subject: str, data: bytes) -> asyncio.Future[Any]:
+    async def publish_pipelined(self, subject: str, data: bytes, *,
+                                msg_id: str | None = None) -> asyncio.Future[Any]:
         """Publish without waiting for the acknowledgement (pipelined on this connection, in order).
 
         Returns the future of the acknowledgement; awaiting this call only waits when too many
-        acknowledgements are outstanding (nats-py's publish_async limit)."""
+        acknowledgements are outstanding (nats-py's publish_async limit). ``msg_id`` makes a
+        repeat within the duplicate window a no-op (see Pipeline)."""
         try:
-            return await self._js.publish_async(subject, data)
+            if msg_id is None:
+                return await self._js.publish_async(subject, data)
+            return await self._js.publish_async(subject, data, headers={"Nats-Msg-Id": msg_id})
         except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
             raise LogUnavailableError(f"publish to {subject} failed: {exc or type(exc).__name__}") from exc
+
+    async def append_raw(self, subject: str, payload: bytes, *, msg_id: str) -> int:
+        """Append encoded record bytes and wait for the acknowledgement (a Pipeline's re-send).
+
+        LogUnavailableError when the server is away or still starting (worth another try), LogError
+        when it refused the record."""
+        return await self._publish(subject, payload, {"Nats-Msg-Id": msg_id}, subject)
 
     # -- request/reply (admin) -----------------------------------------------------------------
     async def serve(self, subject: str, handler: RequestHandler) -> Subscription:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -41,9 +40,9 @@ import orjson
 from wippy.core import (
     ConfigError,
     EventStore,
-    LogUnavailableError,
     NotFoundError,
     PayloadTooLargeError,
+    Pipeline,
     Record,
     RecordError,
     Subscription,
@@ -111,7 +110,7 @@ class ProcessRuntime:
         # pids never repeat on a node (the log outlives runs): a run counts up from its start time
         self._next_id = time.time_ns() // 1_000_000 - _PID_EPOCH_MS
         self._sub: Subscription | None = None
-        self._publisher = _Publisher(store)
+        self._publisher = Pipeline(store, f"proc-{node}")
         self._closed = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -563,76 +562,6 @@ def _restore(value: Any) -> Any:
     from wippy.lua_stdlib import decode_binary
 
     return decode_binary(value)
-
-
-class _Publisher:
-    """Appends records pipelined, in order, from synchronous callers; checks acknowledgements."""
-
-    def __init__(self, store: EventStore) -> None:
-        self._store = store
-        self._queue: deque[tuple[str, bytes]] = deque()
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._acks: deque[asyncio.Future[Any]] = deque()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self.failed = 0
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="wippy-proc-publisher")
-
-    def emit(self, subject: str, data: bytes) -> None:
-        self._queue.append((subject, data))
-        self._drained.clear()
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                subject, data = self._queue[0]
-                try:
-                    ack = await self._store.publish_pipelined(subject, data)
-                except LogUnavailableError as exc:
-                    log.warning("proc record not published yet (%s); retrying", exc)
-                    await asyncio.sleep(0.2)
-                    continue
-                self._queue.popleft()
-                ack.add_done_callback(self._acked)
-                self._acks.append(ack)
-                while self._acks and self._acks[0].done():
-                    self._acks.popleft()
-            self._drained.set()
-            if self._closing:
-                return
-
-    def _acked(self, fut: asyncio.Future[Any]) -> None:
-        acks = self._acks
-        while acks and acks[0].done():  # keep only what is still outstanding
-            acks.popleft()
-        if fut.cancelled() or fut.exception() is not None:
-            self.failed += 1
-            log.error("a proc record was not acknowledged: %s", "cancelled" if fut.cancelled() else fut.exception())
-
-    async def flush(self) -> None:
-        if self._task is not None and not self._task.done():
-            await self._drained.wait()
-        pending = [f for f in self._acks if not f.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=10)
-
-    async def aclose(self) -> None:
-        if self._task is None:
-            return
-        self._closing = True
-        self._wake.set()
-        try:
-            await asyncio.wait_for(self._task, timeout=10)
-        except TimeoutError:
-            self._task.cancel()
-        await self.flush()
 
 
 def _with(items: AbstractSet[str], item: str) -> set[str]:

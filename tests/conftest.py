@@ -27,10 +27,11 @@ class NatsServer:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
 
-    def start(self) -> None:
+    def start(self, port: int = -1) -> None:
+        """Start (or start again: ``port`` = the port it had, to keep its clients' URL)."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [str(find_nats_server()), "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", str(self.store_dir)],
+            [str(find_nats_server()), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(self.store_dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         assert self.proc.stderr is not None
@@ -50,6 +51,19 @@ class NatsServer:
         assert self.proc is not None and self.proc.stderr is not None
         for _ in self.proc.stderr:
             pass
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        """Stop it the hard way (SIGKILL), as a crash would."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self._drainer.join(timeout=5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
