@@ -1,12 +1,18 @@
 """Pipelined appends from synchronous callers, kept until JetStream acknowledges them.
 
 A caller (``process.send``, a spawn) queues a record and goes on; one task publishes the queue in
-order without waiting for each acknowledgement. Every record carries a ``Nats-Msg-Id`` unique to
-this pipeline, and stays held until its acknowledgement arrives. A record whose acknowledgement
-failed or never came (lost with the connection: ``ack_timeout``) is appended again, awaited,
-with the same id, until the server takes it (it stores it once within its duplicate window, two
-minutes) or refuses it for good (counted in ``failed`` and logged). ``flush()`` returns when every record
-queued before it is acknowledged: that is when they are durable.
+order without waiting for each acknowledgement, and holds every record until its acknowledgement
+arrives. ``flush()`` returns when every record queued before it is acknowledged: that is when they
+are durable.
+
+A record whose acknowledgement failed, or never came (lost with the connection; given up after
+``ack_timeout``), may or may not be in the stream. Once the server answers again the pipeline
+reads the stream from the last record it saw acknowledged before the first such record, and
+appends again, awaited and in order, only those whose exact bytes are not there. No message id
+header is needed, so readers pay nothing for this in the normal case (nats-py parses a header on
+every delivery, which halves a consumer's throughput). A record's bytes identify it: every record
+carries its writer's node and a nanosecond timestamp. A record the server refuses for good (a
+limit of the stream) is logged and counted in ``failed``.
 
 Ordering: records are published in the order queued. A record re-sent after a server restart can
 land after records queued later that were still buffered on the connection.
@@ -17,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections import deque
 from typing import Any
 
@@ -25,42 +30,48 @@ from ._errors import LogError, LogUnavailableError, PayloadTooLargeError
 
 log = logging.getLogger("wippy.core.pipeline")
 
-#: (subject, data, msg id)
-_Item = tuple[str, bytes, str]
+#: (subject, data)
+_Item = tuple[str, bytes]
 
 
 class Pipeline:
-    """Appends records in order, pipelined; re-sends what was not acknowledged. Use from one event loop."""
+    """Appends records to one stream in order, pipelined; re-sends what was not acknowledged.
 
-    def __init__(self, store: Any, name: str, *, ack_timeout: float = 5.0) -> None:
+    Use from one event loop."""
+
+    def __init__(self, store: Any, stream: str, *, ack_timeout: float = 5.0) -> None:
         self._store = store
-        self._prefix = f"{name}.{secrets.token_hex(6)}."
-        self._count = 0
+        self._stream = stream
         self._queue: deque[_Item] = deque()
-        self._retry: deque[_Item] = deque()
+        #: not acknowledged, with the stream position to look for them after
+        self._retry: deque[tuple[_Item, int]] = deque()
         #: published, not yet settled, oldest first: (ack future, item, loop time published)
         self._inflight: deque[tuple[asyncio.Future[Any], _Item, float]] = deque()
+        #: the sequence of the newest record acknowledged in publishing order
+        self._acked_seq = 0
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
         self._settled.set()
         self._ack_timeout = ack_timeout
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
-        #: records given up on (a permanent error from the server), and re-sends so far
+        #: records refused for good, records appended again, records found stored after all
         self.failed = 0
         self.resent = 0
+        self.found = 0
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"wippy-pipeline-{self._prefix}")
-        self._watch = asyncio.create_task(self._watchdog(), name=f"wippy-pipeline-watch-{self._prefix}")
+    def start(self, after_seq: int) -> None:
+        """Start publishing; ``after_seq``: the stream's last sequence now (where a recovery looks from)."""
+        self._acked_seq = after_seq
+        self._task = asyncio.create_task(self._run(), name=f"wippy-pipeline-{self._stream}")
+        self._watch = asyncio.create_task(self._watchdog(), name=f"wippy-pipeline-watch-{self._stream}")
 
     def emit(self, subject: str, data: bytes) -> None:
         """Queue a record; PayloadTooLargeError (and nothing queued) if the server would refuse its size."""
         if len(data) > self._store.max_payload:
             raise PayloadTooLargeError(f"a record for {subject} is {len(data)} bytes; the log takes at most "
                                        f"{self._store.max_payload}")
-        self._count += 1
-        self._queue.append((subject, data, self._prefix + str(self._count)))
+        self._queue.append((subject, data))
         self._settled.clear()
         self._wake.set()
 
@@ -76,12 +87,11 @@ class Pipeline:
             self._wake.clear()
             while self._retry or self._queue:
                 if self._retry:
-                    await self._resend(self._retry[0])
-                    self._retry.popleft()
+                    await self._recover()
                     continue
                 item = self._queue[0]
                 try:
-                    ack = await self._store.publish_pipelined(item[0], item[1], msg_id=item[2])
+                    ack = await self._store.publish_pipelined(item[0], item[1])
                 except LogUnavailableError as exc:
                     log.warning("record not published yet (%s); retrying", exc)
                     await asyncio.sleep(0.2)
@@ -91,40 +101,66 @@ class Pipeline:
                 ack.add_done_callback(self._acked)
             self._check_settled()
 
-    async def _resend(self, item: _Item) -> None:
-        """Append one record again, awaited, until the server takes it or refuses it for good."""
-        delay = 0.05
-        while True:
-            try:
-                await self._store.append_raw(item[0], item[1], msg_id=item[2])
-                return
-            except LogUnavailableError as exc:
-                log.warning("re-sending a record: the log is not available yet (%s)", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            except LogError as exc:
-                self.failed += 1
-                log.error("a record for %s was refused by the server: %s", item[0], exc)
-                return
-
     def _acked(self, _fut: asyncio.Future[Any]) -> None:
         inflight = self._inflight
         while inflight and inflight[0][0].done():  # settle in publishing order
             fut, item, _ = inflight.popleft()
-            if fut.cancelled() or fut.exception() is not None:
-                # lost with the connection, or refused: the awaited re-send tells which (and
-                # nats-py cannot always report an error answer to a pipelined publish)
-                self.resent += 1
-                self._retry.append(item)
-                self._wake.set()
+            if not fut.cancelled() and fut.exception() is None:
+                seq = fut.result().seq
+                self._acked_seq = max(self._acked_seq, seq)
+                continue
+            # lost with the connection, or refused (nats-py cannot always report an error answer
+            # to a pipelined publish): the recovery finds out which
+            self._retry.append((item, self._acked_seq))
+            self._wake.set()
         self._check_settled()
+
+    async def _recover(self) -> None:
+        """Append again, in order, the unacknowledged records the stream does not hold."""
+        batch = list(self._retry)
+        after = min(seq for _, seq in batch)
+        log.warning("%d records were not acknowledged; checking the log after sequence %d", len(batch), after)
+        stored = await self._until_available(lambda: self._store.read_raw(self._stream, after + 1))
+        present: dict[bytes, int] = {}
+        for _, data in stored:
+            present[data] = present.get(data, 0) + 1
+        for index, ((subject, data), _) in enumerate(batch):
+            if present.get(data):
+                present[data] -= 1
+                self.found += 1
+                continue
+            try:
+                await self._store.append_raw(subject, data)
+                self.resent += 1
+            except LogUnavailableError as exc:
+                # this one's answer may be lost again: look again, from the same position
+                log.warning("re-sending records: the log is not available (%s)", exc)
+                for _ in range(index):
+                    self._retry.popleft()
+                await asyncio.sleep(0.5)
+                return
+            except LogError as exc:
+                self.failed += 1
+                log.error("a record for %s was refused by the server: %s", subject, exc)
+        for _ in batch:
+            self._retry.popleft()
+
+    async def _until_available(self, call: Any) -> Any:
+        delay = 0.05
+        while True:
+            try:
+                return await call()
+            except LogUnavailableError as exc:
+                log.warning("the log is not available yet (%s)", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def _check_settled(self) -> None:
         if not (self._queue or self._retry or self._inflight):
             self._settled.set()
 
     async def _watchdog(self) -> None:
-        """Give up waiting on acknowledgements lost with the connection: cancel them, so they are re-sent."""
+        """Give up waiting on acknowledgements lost with the connection: cancel them, so they are recovered."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(min(1.0, self._ack_timeout / 2))

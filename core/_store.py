@@ -89,9 +89,9 @@ class EventStore(Protocol):
     async def subscribe(self, stream: str, from_seq: int, handler: RecordHandler) -> Subscription: ...
     async def subscribe_raw(self, stream: str, from_seq: int, handler: RawHandler, *,
                             subject: str | None = None) -> Subscription: ...
-    async def publish_pipelined(self, subject: str, data: bytes, *,
-                                msg_id: str | None = None) -> asyncio.Future[Any]: ...
-    async def append_raw(self, subject: str, payload: bytes, *, msg_id: str) -> int: ...
+    async def publish_pipelined(self, subject: str, data: bytes) -> asyncio.Future[Any]: ...
+    async def append_raw(self, subject: str, payload: bytes, *, msg_id: str | None = None) -> int: ...
+    async def read_raw(self, stream: str, start: int = 1, end: int | None = None) -> list[tuple[int, bytes]]: ...
     async def aclose(self) -> None: ...
 
 
@@ -407,26 +407,23 @@ class JetStreamEventStore:
         for feed in list(self._feeds):
             feed.reopen()
 
-    async def publish_pipelined(self, subject: str, data: bytes, *,
-                                msg_id: str | None = None) -> asyncio.Future[Any]:
+    async def publish_pipelined(self, subject: str, data: bytes) -> asyncio.Future[Any]:
         """Publish without waiting for the acknowledgement (pipelined on this connection, in order).
 
         Returns the future of the acknowledgement; awaiting this call only waits when too many
-        acknowledgements are outstanding (nats-py's publish_async limit). ``msg_id`` makes a
-        repeat within the duplicate window a no-op (see Pipeline)."""
+        acknowledgements are outstanding (nats-py's publish_async limit). Pipeline re-sends what
+        was not acknowledged."""
         try:
-            if msg_id is None:
-                return await self._js.publish_async(subject, data)
-            return await self._js.publish_async(subject, data, headers={"Nats-Msg-Id": msg_id})
+            return await self._js.publish_async(subject, data)
         except (TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
             raise LogUnavailableError(f"publish to {subject} failed: {exc or type(exc).__name__}") from exc
 
-    async def append_raw(self, subject: str, payload: bytes, *, msg_id: str) -> int:
+    async def append_raw(self, subject: str, payload: bytes, *, msg_id: str | None = None) -> int:
         """Append encoded record bytes and wait for the acknowledgement (a Pipeline's re-send).
 
         LogUnavailableError when the server is away or still starting (worth another try), LogError
         when it refused the record."""
-        return await self._publish(subject, payload, {"Nats-Msg-Id": msg_id}, subject)
+        return await self._publish(subject, payload, {"Nats-Msg-Id": msg_id} if msg_id else {}, subject)
 
     # -- request/reply (admin) -----------------------------------------------------------------
     async def serve(self, subject: str, handler: RequestHandler) -> Subscription:

@@ -110,7 +110,7 @@ class ProcessRuntime:
         # pids never repeat on a node (the log outlives runs): a run counts up from its start time
         self._next_id = time.time_ns() // 1_000_000 - _PID_EPOCH_MS
         self._sub: Subscription | None = None
-        self._publisher = Pipeline(store, f"proc-{node}")
+        self._publisher = Pipeline(store, self._subjects.proc_stream)
         self._closed = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -118,7 +118,7 @@ class ProcessRuntime:
         """Follow this node's deliveries from the current end of the stream."""
         stream = self._subjects.proc_stream
         head = await self.store.last_seq(stream)
-        self._publisher.start()
+        self._publisher.start(head)
         self._sub = await self.store.subscribe_raw(stream, head + 1, self._on_raw, subject=self._inbound)
         projection = getattr(self.registry, "projection", None)
         if projection is not None:

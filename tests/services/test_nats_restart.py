@@ -2,8 +2,8 @@
 
 The server is killed (SIGKILL) and started again on the same port and store while a sender
 keeps sending: the node reconnects, its consumers resume where they stopped, and every message
-is delivered exactly once (records whose acknowledgement was lost are re-sent with the same
-message id, which the server deduplicates).
+is delivered exactly once (a record whose acknowledgement was lost is looked for in the stream
+and appended again only if it is not there).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ async def test_messages_survive_a_server_kill_and_restart(own_server: NatsServer
             await asyncio.wait_for(procs.flush(), 60)  # every message so far acknowledged
             for i in range(600, 700):  # after the restart
                 procs.send(None, pid, "n", [i])
+            assert procs._publisher.failed == 0
             procs.send(None, pid, "done", [])
             result, error = await asyncio.wait_for(done, 60)
             assert error is None
