@@ -164,9 +164,13 @@ class _Feed:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
-            if self._stopped:  # stopped while subscribing
+            if self.stopped:  # stopped while subscribing
                 _drop_quietly(self._sub)
             return
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
 
     async def stop(self) -> None:
         if self._stopped:
