@@ -1,9 +1,9 @@
 """Pipelined appends from synchronous callers, kept until JetStream acknowledges them.
 
 A caller (``process.send``, a spawn) queues a record and goes on; one task publishes the queue in
-order without waiting for each acknowledgement, and holds every record until its acknowledgement
-arrives. ``flush()`` returns when every record queued before it is acknowledged: that is when they
-are durable.
+order without waiting for each acknowledgement (on the store's ack channel: the reply subject
+carries a token), and holds every record until its acknowledgement arrives. ``flush()`` returns
+when every record queued before it is acknowledged: that is when they are durable.
 
 A record whose acknowledgement failed, or never came (lost with the connection; given up after
 ``ack_timeout``), may or may not be in the stream. Once the server answers again the pipeline
@@ -37,22 +37,29 @@ _Item = tuple[str, bytes]
 class Pipeline:
     """Appends records to one stream in order, pipelined; re-sends what was not acknowledged.
 
-    Use from one event loop."""
+    Use from one event loop. At most ``window`` records are awaiting their acknowledgement."""
 
-    def __init__(self, store: Any, stream: str, *, ack_timeout: float = 5.0) -> None:
+    def __init__(self, store: Any, stream: str, *, ack_timeout: float = 5.0, window: int = 8192) -> None:
         self._store = store
         self._stream = stream
         self._queue: deque[_Item] = deque()
         #: not acknowledged, with the stream position to look for them after
         self._retry: deque[tuple[_Item, int]] = deque()
-        #: published, not yet settled, oldest first: (ack future, item, loop time published)
-        self._inflight: deque[tuple[asyncio.Future[Any], _Item, float]] = deque()
+        #: published, not yet settled, by token: [item, loop time published, state]; state is 0
+        #: while waiting, the stream sequence once acknowledged, -1 when refused or lost
+        self._inflight: dict[int, list[Any]] = {}
+        self._order: deque[int] = deque()  # their tokens, oldest first
+        self._token = 0
+        self._window = window
+        self._room = asyncio.Event()
+        self._room.set()
         #: the sequence of the newest record acknowledged in publishing order
         self._acked_seq = 0
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
         self._settled.set()
         self._ack_timeout = ack_timeout
+        self._acks: Any = None
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         #: records refused for good, records appended again, records found stored after all
@@ -60,9 +67,10 @@ class Pipeline:
         self.resent = 0
         self.found = 0
 
-    def start(self, after_seq: int) -> None:
+    async def start(self, after_seq: int) -> None:
         """Start publishing; ``after_seq``: the stream's last sequence now (where a recovery looks from)."""
         self._acked_seq = after_seq
+        self._acks = await self._store.open_acks(self._on_ack)
         self._task = asyncio.create_task(self._run(), name=f"wippy-pipeline-{self._stream}")
         self._watch = asyncio.create_task(self._watchdog(), name=f"wippy-pipeline-watch-{self._stream}")
 
@@ -76,43 +84,70 @@ class Pipeline:
         self._wake.set()
 
     @property
+    def queued(self) -> int:
+        """Records not yet handed to the connection."""
+        return len(self._queue) + len(self._retry)
+
+    @property
     def pending(self) -> int:
         """Records queued or published and not yet acknowledged."""
         return len(self._queue) + len(self._retry) + len(self._inflight)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        inflight, order, queue = self._inflight, self._order, self._queue
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._retry or self._queue:
+            while self._retry or queue:
                 if self._retry:
                     await self._recover()
                     continue
-                item = self._queue[0]
+                if len(order) >= self._window:
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                subject, data = item = queue[0]
+                self._token += 1
+                token = self._token
+                inflight[token] = [item, loop.time(), 0]
+                order.append(token)
                 try:
-                    ack = await self._store.publish_pipelined(item[0], item[1])
+                    await self._acks.publish(subject, data, token)
                 except LogUnavailableError as exc:
+                    if inflight.pop(token, None) is not None and order and order[-1] == token:
+                        order.pop()
                     log.warning("record not published yet (%s); retrying", exc)
                     await asyncio.sleep(0.2)
                     continue
-                self._queue.popleft()
-                self._inflight.append((ack, item, loop.time()))
-                ack.add_done_callback(self._acked)
+                queue.popleft()
             self._check_settled()
 
-    def _acked(self, _fut: asyncio.Future[Any]) -> None:
-        inflight = self._inflight
-        while inflight and inflight[0][0].done():  # settle in publishing order
-            fut, item, _ = inflight.popleft()
-            if not fut.cancelled() and fut.exception() is None:
-                seq = fut.result().seq
-                self._acked_seq = max(self._acked_seq, seq)
+    def _on_ack(self, token: int, seq: int | None) -> None:
+        entry = self._inflight.get(token)
+        if entry is None or entry[2]:
+            return
+        # None: refused, or nobody answered; the recovery finds out which
+        entry[2] = seq or -1
+        if self._order[0] == token:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Take settled records off the front, in publishing order."""
+        order, inflight = self._order, self._inflight
+        while order:
+            entry = inflight[order[0]]
+            state = entry[2]
+            if not state:
+                break
+            del inflight[order.popleft()]
+            if state > 0:
+                self._acked_seq = max(self._acked_seq, state)
                 continue
-            # lost with the connection, or refused (nats-py cannot always report an error answer
-            # to a pipelined publish): the recovery finds out which
-            self._retry.append((item, self._acked_seq))
+            self._retry.append((entry[0], self._acked_seq))
             self._wake.set()
+        if len(order) < self._window:
+            self._room.set()
         self._check_settled()
 
     async def _recover(self) -> None:
@@ -160,14 +195,21 @@ class Pipeline:
             self._settled.set()
 
     async def _watchdog(self) -> None:
-        """Give up waiting on acknowledgements lost with the connection: cancel them, so they are recovered."""
+        """Give up waiting on acknowledgements lost with the connection, so they are recovered."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(min(1.0, self._ack_timeout / 2))
             deadline = loop.time() - self._ack_timeout
-            stale = [fut for fut, _, at in self._inflight if at < deadline and not fut.done()]
-            for fut in stale:
-                fut.cancel()
+            lost = False
+            for token in self._order:
+                entry = self._inflight[token]
+                if entry[1] >= deadline:
+                    break
+                if not entry[2]:
+                    entry[2] = -1
+                    lost = True
+            if lost:
+                self._settle()
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record queued so far is acknowledged; False if ``timeout`` passed first."""
@@ -193,3 +235,5 @@ class Pipeline:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._acks is not None:
+            await self._acks.close()

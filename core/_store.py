@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+import orjson
+
 from ._errors import ConflictError, LogError, LogUnavailableError, PayloadTooLargeError
 from ._records import Record
 from ._subjects import StreamSpec, Subjects
@@ -48,6 +50,8 @@ finally:
 #: Called for each delivered record with its stream sequence and the number still pending.
 RecordHandler = Callable[[int, Record, int], Awaitable[None] | None]
 RawHandler = Callable[[int, bytes, int], Awaitable[None] | None]
+#: An acknowledgement of a pipelined publish: (token, stream sequence or None if refused or unanswerable).
+AckHandler = Callable[[int, int | None], None]
 #: Answers a request: (subject, payload) -> reply bytes.
 RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
 _PART = "Wippy-Part"
@@ -90,9 +94,57 @@ class EventStore(Protocol):
     async def subscribe_raw(self, stream: str, from_seq: int, handler: RawHandler, *,
                             subject: str | None = None) -> Subscription: ...
     async def publish_pipelined(self, subject: str, data: bytes) -> asyncio.Future[Any]: ...
+    async def open_acks(self, on_ack: AckHandler) -> AckChannel: ...
     async def append_raw(self, subject: str, payload: bytes, *, msg_id: str | None = None) -> int: ...
     async def read_raw(self, stream: str, start: int = 1, end: int | None = None) -> list[tuple[int, bytes]]: ...
     async def aclose(self) -> None: ...
+
+
+class AckChannel(Protocol):
+    async def publish(self, subject: str, data: bytes, token: int) -> None: ...
+    async def close(self) -> None: ...
+
+
+class _AckChannel:
+    """Pipelined publishes whose acknowledgements go to one handler, by token.
+
+    Leaner than nats-py's ``publish_async`` (no future, semaphore or random token per record):
+    the reply subject carries the caller's token, and the handler gets the sequence, or None when
+    the server answered with an error or nobody answered (JetStream not ready). Flow control is
+    the caller's (see Pipeline)."""
+
+    def __init__(self, nc: NatsClient, on_ack: AckHandler) -> None:
+        self._nc = nc
+        self._on_ack = on_ack
+        self._prefix = nc.new_inbox() + "."
+        self._sub: Any = None
+
+    async def open(self) -> None:
+        self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._cb)
+
+    async def _cb(self, msg: Msg) -> None:
+        try:
+            token = int(msg.subject[len(self._prefix):])
+        except ValueError:
+            return
+        seq: int | None = None
+        if msg.data:
+            try:
+                seq = int(orjson.loads(msg.data).get("seq") or 0) or None
+            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+                seq = None
+        self._on_ack(token, seq)
+
+    async def publish(self, subject: str, data: bytes, token: int) -> None:
+        try:
+            await self._nc.publish(subject, data, reply=f"{self._prefix}{token}")
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise LogUnavailableError(f"publish to {subject} failed: {exc or type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                await self._sub.unsubscribe()
 
 
 class _NatsSubscription:
@@ -410,6 +462,15 @@ class JetStreamEventStore:
     def _reconnected(self) -> None:
         for feed in list(self._feeds):
             feed.reopen()
+
+    async def open_acks(self, on_ack: AckHandler) -> AckChannel:
+        """A channel for pipelined publishes whose acknowledgements ``on_ack`` gets (a Pipeline's)."""
+        channel = _AckChannel(self._nc, on_ack)
+        try:
+            await channel.open()
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise LogUnavailableError(f"cannot subscribe for acknowledgements: {exc or type(exc).__name__}") from exc
+        return channel
 
     async def publish_pipelined(self, subject: str, data: bytes) -> asyncio.Future[Any]:
         """Publish without waiting for the acknowledgement (pipelined on this connection, in order).

@@ -118,7 +118,7 @@ class ProcessRuntime:
         """Follow this node's deliveries from the current end of the stream."""
         stream = self._subjects.proc_stream
         head = await self.store.last_seq(stream)
-        self._publisher.start(head)
+        await self._publisher.start(head)
         self._sub = await self.store.subscribe_raw(stream, head + 1, self._on_raw, subject=self._inbound)
         projection = getattr(self.registry, "projection", None)
         if projection is not None:
@@ -556,6 +556,11 @@ class ProcessRuntime:
     async def flush(self) -> None:
         """Return once every record queued so far is acknowledged by JetStream."""
         await self._publisher.flush()
+
+    @property
+    def unpublished(self) -> int:
+        """Records queued and not yet handed to the NATS connection (their acks are pipelined)."""
+        return self._publisher.queued
 
 
 def _restore(value: Any) -> Any:
