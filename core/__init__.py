@@ -51,6 +51,9 @@ from ._expr import ExprEvalError as ExprEvalError
 from ._expr import Program as ExprProgram
 from ._expr import compile_expr as compile_expr
 from ._expr import evaluate as evaluate_expr
+from ._hosts import PROCESS_HOST_MEMORY as PROCESS_HOST_MEMORY
+from ._hosts import host_memory as host_memory
+from ._hosts import parse_size as parse_size
 from ._kinds import KNOWN_KINDS as KNOWN_KINDS
 from ._kinds import iter_references as iter_references
 from ._loader import LoadedApp as LoadedApp
@@ -102,6 +105,7 @@ __all__ = [
     "ENV_STORAGE_KINDS",
     "KNOWN_KINDS",
     "POLICY_KINDS",
+    "PROCESS_HOST_MEMORY",
     "Appended",
     "AppliedOp",
     "Authorizer",
@@ -170,12 +174,14 @@ __all__ = [
     "evaluate_expr",
     "evaluate_policies",
     "find_nats_server",
+    "host_memory",
     "iter_references",
     "load_app",
     "load_yaml",
     "native_components",
     "new_traceparent",
     "parse_id",
+    "parse_size",
     "plan_files_apply",
     "policy_from_entry",
     "proc_records",

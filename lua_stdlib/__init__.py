@@ -21,6 +21,7 @@ from ._host import register_module as register_module
 from ._mod_io import Stdio as Stdio
 from ._process import ProcessBridge as ProcessBridge
 from ._process import decode_binary as decode_binary
+from ._vm import LuaMemoryError as LuaMemoryError
 from ._vm import LuaSettings as LuaSettings
 from ._vm import LuaVM as LuaVM
 from ._vm import Pending as Pending
@@ -34,6 +35,7 @@ __all__ = [
     "HostContext",
     "LuaCodeError",
     "LuaHost",
+    "LuaMemoryError",
     "LuaSettings",
     "LuaVM",
     "ModuleUnavailable",

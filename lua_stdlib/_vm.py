@@ -211,8 +211,9 @@ class LuaVM:
         try:
             requests, more = self._run()
         except LuaMemoryError:
-            log.error("%s: Lua memory limit (%d bytes) reached", self.label, self.settings.max_memory)
-            raise
+            self.run_started = None
+            self._out_of_memory()
+            return
         finally:
             self.run_started = None
         if more:
@@ -223,6 +224,19 @@ class LuaVM:
             item = requests[i]
             co, req = item[1], item[2]
             self._dispatch(co, req)
+
+    def _out_of_memory(self) -> None:
+        """The scheduler itself hit the memory limit: fail the task it ran, free what can be, go on."""
+        message = (f"not enough memory: the Lua memory limit of {self.label} "
+                   f"({self.settings.max_memory // (1024 * 1024)} MB) was reached")
+        log.error("%s", message)
+        try:
+            self.S.out_of_memory(message)
+            self.rt.globals().collectgarbage("collect")
+        except LuaMemoryError:
+            log.error("%s: still out of memory after a collection", self.label)
+        # the rest of the ready tasks run later: let what frees memory (exits, kills) happen first
+        asyncio.get_running_loop().call_later(0.01, self.schedule_pump)
 
     def _dispatch(self, co: Any, req: Any) -> None:
         if isinstance(req, Pending):

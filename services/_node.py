@@ -8,6 +8,7 @@ running and answers admin requests (``wippy run``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,14 +17,16 @@ from types import TracebackType
 from typing import Any, Self
 
 from wippy.core import (
+    PROCESS_HOST_MEMORY,
     JetStreamEventStore,
     LogServer,
     ServerSettings,
     StoreSettings,
     Subjects,
     evaluate_expr,
+    host_memory,
 )
-from wippy.lua_stdlib import HostContext, LuaHost
+from wippy.lua_stdlib import HostContext, LuaHost, LuaSettings
 from wippy.projections import AuditProjection, ProcProjection, ProjectionDB, ProjectionSettings, RegistryProjection
 
 from ._admin import AdminServer
@@ -181,7 +184,13 @@ class Node(Runtime):
 
     def make_host(self, host_id: str, pid: str, *, stdio: Any = None, args: tuple[str, ...] = ()) -> LuaHost:
         """A LuaHost for one process host of this node (its processes share it)."""
+        entry = self.registry.get(host_id)
+        limits = LuaSettings()
+        if entry is not None:
+            default = PROCESS_HOST_MEMORY if entry.kind == "process.host" else limits.max_memory
+            limits = dataclasses.replace(limits, max_memory=host_memory(entry, default))
         return LuaHost(HostContext(registry=self.registry, node=self.node, pid=pid, stdio=stdio, args=args,
+                                   settings=limits,
                                    strict=self.settings.security_strict, stores=self.stores,
                                    audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
                                    telemetry=self.telemetry, processes=self.processes,

@@ -49,6 +49,7 @@ from wippy.core import (
     WippyError,
     proc_records,
 )
+from wippy.lua_stdlib import LuaMemoryError
 
 log = logging.getLogger("wippy.processes")
 
@@ -202,8 +203,18 @@ class ProcessRuntime:
         if entry.kind != "process.lua":
             raise ProcessError(f"{entry_id} is a {entry.kind}; only process.lua entries run as processes")
         host = self.host(host_id)
+        try:
+            return self._start(host, entry, parent, host_id, opts=opts, args=args)
+        except LuaMemoryError as exc:
+            raise ProcessError(f"cannot start {entry_id}: host {host_id} has reached its Lua memory limit "
+                               f"({host.vm.settings.max_memory // (1024 * 1024)} MB; set host.max_memory on it, "
+                               "or spread processes over more hosts)") from exc
+
+    def _start(self, host: Any, entry: Any, parent: str | None, host_id: str, *, opts: dict[str, Any],
+               args: list[Any]) -> str:
         from wippy.lua_stdlib import LuaCodeError
 
+        entry_id = entry.id
         try:
             fn = host.callable(entry)
         except LuaCodeError as exc:

@@ -145,6 +145,17 @@ function S.kill(co)
     if raw_status(co) == "suspended" then raw_close(co) end
 end
 
+--- After the VM ran out of memory inside S.run (outside any coroutine, so no task saw it): the
+--- task that was running fails with that error, and the rest go on.
+function S.out_of_memory(message)
+    local task = current_task
+    current_task = nil
+    S.running = nil
+    if task == nil then return end
+    S.kill(task.co)
+    if task.done then pcall(task.done, false, message, "") end
+end
+
 local function resume(co, args)
     if args == nil then return pack(raw_resume(co)) end
     return pack(raw_resume(co, unpack(args, 1, args.n)))

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wippy.core import Entry, NotFoundError, PayloadTooLargeError, Record, proc_records
+from wippy.core import DefinitionErrors, Entry, NotFoundError, PayloadTooLargeError, Record, proc_records
 from wippy.lua_stdlib import HostContext, LuaHost, decode_binary
 from wippy.services import Node, RuntimeSettings, StateDir
 from wippy.services._processes import ProcessError, ProcessRuntime
@@ -852,6 +852,45 @@ async def test_bad_spawns_from_the_host_raise_named_errors(app: ProcNode) -> Non
     with pytest.raises(ProcessError, match="app:ret"):
         app.spawn("app:ret", host="app:ret")
     assert not app.processes.procs
+
+
+async def test_a_host_out_of_lua_memory_refuses_spawns_clearly_and_recovers(app: ProcNode) -> None:
+    await app.apply(Entry("app:small", "process.host", {}, {"host": {"max_memory": "2MB"}}),
+                    lua("app:filler", """return { main = function(n)
+                        local pids = {}
+                        for i = 1, n do
+                            local pid, err = process.spawn("app:block", "app:small")
+                            if not pid then return {count = #pids, err = tostring(err), pids = pids} end
+                            pids[i] = pid
+                        end
+                        return {count = #pids, pids = pids}
+                    end }"""))
+    out, err = await app.run("app:filler", 100_000)
+    assert err is None, err
+    assert 100 < out["count"] < 100_000
+    assert "app:small has reached its Lua memory limit (2 MB" in out["err"]
+    assert "host.max_memory" in out["err"]
+    with pytest.raises(ProcessError, match="Lua memory limit"):
+        app.spawn("app:block", host="app:small")
+    # processes on other hosts are untouched; once the host's processes end, it takes new ones
+    assert (await app.run("app:ret"))[1] is None
+    for pid in out["pids"]:
+        app.processes.terminate(None, pid)
+    await app.processes.flush()
+    for _ in range(200):
+        if not any(p.host_id == "app:small" for p in app.processes.procs.values()):
+            break
+        await asyncio.sleep(0.05)
+    assert (await app.run("app:ret", host="app:small"))[1] is None
+
+
+async def test_host_settings_are_checked_when_applied(app: ProcNode) -> None:
+    for host, field in (({"max_memory": "lots"}, "host.max_memory"), ({"max_memory": 1000}, "host.max_memory"),
+                        ({"workers": 0}, "host.workers"), ("eight", "host")):
+        with pytest.raises(DefinitionErrors) as caught:
+            await app.apply(Entry("app:badhost", "process.host", {}, {"host": host}))
+        assert field in str(caught.value) and "app:badhost" in str(caught.value)
+    assert app.node.registry.get("app:badhost") is None
 
 
 BIN = b"\xff\x00\xfebinary\x80"
