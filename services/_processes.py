@@ -108,6 +108,8 @@ class ProcessRuntime:
         self.hosts: dict[str, Any] = {}
         self.procs: dict[str, Proc] = {}
         self.names: dict[str, str] = {}
+        #: function calls running outside any process, each with a pid and mailbox of its own
+        self.calls: dict[str, Any] = {}
         # pids never repeat on a node (the log outlives runs): a run counts up from its start time
         self._next_id = time.time_ns() // 1_000_000 - _PID_EPOCH_MS
         self._sub: Subscription | None = None
@@ -251,6 +253,53 @@ class ProcessRuntime:
         for message in opts.get("messages") or ():
             self.send(parent, pid, message["topic"], message["args"])
         return pid
+
+    async def call(self, entry_id: str, host_id: str, args: list[Any], *, context: Any = None,
+                   security: dict[str, Any] | None = None) -> tuple[bool, tuple[Any, ...], str]:
+        """Run a function.lua entry outside any process, as an HTTP handler is run.
+
+        The call has a pid of its own for its duration, so ``process.pid/send/inbox/listen`` work
+        in it (request/reply with processes); messages to it after it returned are dead letters.
+        A call is not a process: no spawn or exit records. Returns (ok, Lua results, pid)."""
+        if self._closed:
+            raise ProcessError("the node is stopping")
+        entry = self.registry.get(entry_id)
+        if entry is None:
+            raise NotFoundError(f"function entry {entry_id} does not exist")
+        if entry.kind != "function.lua":
+            raise ProcessError(f"{entry_id} is a {entry.kind}, not a function.lua")
+        from wippy.lua_stdlib import LuaCodeError
+
+        host = self.host(host_id)
+        try:
+            fn = host.callable(entry)
+        except LuaCodeError as exc:
+            raise ProcessError(f"cannot call {entry_id}: {exc}") from exc
+        pid = self._new_pid(host_id)
+        bridge = host.process
+        vm = host.vm
+        finished: asyncio.Future[tuple[bool, tuple[Any, ...]]] = asyncio.get_running_loop().create_future()
+
+        def done(ok: bool, results: tuple[Any, ...]) -> None:
+            self.calls.pop(pid, None)
+            bridge.detach(pid)
+            if not finished.done():
+                finished.set_result((ok, results))
+
+        try:
+            task = vm.spawn(fn, tuple(vm.to_lua(_restore(a)) for a in args), done)
+            bridge.attach(task, pid)
+            self.calls[pid] = bridge
+            bridge.setup(task, _restore(context), _restore(security))
+        except LuaMemoryError as exc:
+            raise ProcessError(f"cannot call {entry_id}: host {host_id} has reached its Lua memory limit") from exc
+        except WippyError:
+            bridge.kill(pid)  # it never ran
+            self.calls.pop(pid, None)
+            bridge.detach(pid)
+            raise
+        ok, results = await finished
+        return ok, results, pid
 
     async def exec(self, parent: str | None, entry_id: str, host_id: str, opts: dict[str, Any],
                    args: list[Any]) -> tuple[Any, str | None, str | None]:
@@ -419,7 +468,10 @@ class ProcessRuntime:
 
     def _bridge_of(self, pid: str) -> Any:
         proc = self.procs.get(pid)
-        return proc.bridge if proc is not None else self._host_bridge(pid)
+        if proc is not None:
+            return proc.bridge
+        call = self.calls.get(pid)
+        return call if call is not None else self._host_bridge(pid)
 
     def _deliver(self, seq: int, size: int, to: str, body: dict[str, Any]) -> None:
         bridge = self._bridge_of(to)

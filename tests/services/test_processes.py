@@ -893,6 +893,44 @@ async def test_host_settings_are_checked_when_applied(app: ProcNode) -> None:
     assert app.node.registry.get("app:badhost") is None
 
 
+async def test_a_function_called_outside_a_process_has_a_pid_and_mailbox_of_its_own(app: ProcNode) -> None:
+    # the request/reply an HTTP handler does: ask a process, wait for the answer on its own inbox
+    await app.apply(
+        lua("app:doubler", """return { main = function()
+            local inbox = process.inbox()
+            while true do
+                local m = inbox:receive()
+                process.send(m:from(), "answer", m:payload():data() * 2)
+            end
+        end }"""),
+        lua("app:ask", """return { handler = function(to, n)
+            process.send(to, "ask", n)
+            local answer = process.listen("answer"):receive()  -- a topic channel yields the payload
+            return { pid = process.pid(), answer = answer }
+        end }""", kind="function.lua", method="handler"))
+    doubler = app.spawn("app:doubler")
+    calls = [app.processes.call("app:ask", "app:procs", [doubler, n]) for n in range(5)]
+    outcomes = await asyncio.wait_for(asyncio.gather(*calls), 20)
+    host = app.processes.host("app:procs")
+    seen = set()
+    for n, (ok, results, pid) in enumerate(outcomes):
+        assert ok, results
+        out = host.vm.from_lua(results[0])
+        assert out == {"pid": pid, "answer": n * 2}
+        seen.add(pid)
+    assert len(seen) == 5 and not app.processes.calls and doubler not in seen
+    # after the call returned, its pid is gone: a message to it is a dead letter
+    app.processes.send(None, outcomes[0][2], "late", [1])
+    await app.processes.flush()
+    rows = await app.node.registry.query(
+        f"SELECT reason FROM process_dead_letters WHERE to_pid = '{outcomes[0][2]}'")
+    assert rows == [{"reason": "no such process"}]
+    with pytest.raises(ProcessError, match="not a function.lua"):
+        await app.processes.call("app:doubler", "app:procs", [])
+    with pytest.raises(NotFoundError, match="app:none"):
+        await app.processes.call("app:none", "app:procs", [])
+
+
 BIN = b"\xff\x00\xfebinary\x80"
 
 
