@@ -925,7 +925,7 @@ async def test_a_function_called_outside_a_process_has_a_pid_and_mailbox_of_its_
     rows = await app.node.registry.query(
         f"SELECT reason FROM process_dead_letters WHERE to_pid = '{outcomes[0][2]}'")
     assert rows == [{"reason": "no such process"}]
-    with pytest.raises(ProcessError, match="not a function.lua"):
+    with pytest.raises(ProcessError, match=r"not a function\.lua"):
         await app.processes.call("app:doubler", "app:procs", [])
     with pytest.raises(NotFoundError, match="app:none"):
         await app.processes.call("app:none", "app:procs", [])
