@@ -52,6 +52,7 @@ from ._expr import Program as ExprProgram
 from ._expr import compile_expr as compile_expr
 from ._expr import evaluate as evaluate_expr
 from ._hosts import PROCESS_HOST_MEMORY as PROCESS_HOST_MEMORY
+from ._hosts import host_mailbox_limit as host_mailbox_limit
 from ._hosts import host_memory as host_memory
 from ._hosts import parse_size as parse_size
 from ._kinds import KNOWN_KINDS as KNOWN_KINDS
@@ -174,6 +175,7 @@ __all__ = [
     "evaluate_expr",
     "evaluate_policies",
     "find_nats_server",
+    "host_mailbox_limit",
     "host_memory",
     "iter_references",
     "load_app",

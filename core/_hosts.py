@@ -1,9 +1,10 @@
 """Settings of `process.host` / `terminal.host` entries, checked when they are applied.
 
 ``host.max_memory`` (our extension) bounds the Lua memory of all the processes of one host:
-bytes, or a size such as ``512MB`` / ``1GiB``. Wippy's ``host.workers``, ``queue_size`` and
-``local_queue_size`` are accepted and checked; a host here runs its processes on one event loop,
-so they do not change scheduling.
+bytes, or a size such as ``512MB`` / ``1GiB``. ``host.mailbox_limit`` (ours too) is how many
+unread messages one mailbox queue may hold before further ones become dead letters (10,000).
+Wippy's ``host.workers``, ``queue_size`` and ``local_queue_size`` are accepted and checked; a
+host here runs its processes on one event loop, so they do not change scheduling.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ def host_memory(entry: Entry, default: int) -> int:
     return default
 
 
+def host_mailbox_limit(entry: Entry, default: int) -> int:
+    """Unread messages one mailbox queue of this host's processes may hold (0: no limit)."""
+    host = entry.data.get("host")
+    if isinstance(host, dict) and isinstance(host.get("mailbox_limit"), int):
+        return int(host["mailbox_limit"])
+    return default
+
+
 def host_errors(entry: Entry) -> list[DefinitionError]:
     host = entry.data.get("host")
     if host is None:
@@ -55,6 +64,10 @@ def host_errors(entry: Entry) -> list[DefinitionError]:
         value = host.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             errors.append(DefinitionError("must be a positive integer", entry=entry.id, field=f"host.{key}"))
+    limit = host.get("mailbox_limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        errors.append(DefinitionError("must be a whole number of messages (0: no limit)", entry=entry.id,
+                                      field="host.mailbox_limit"))
     if host.get("max_memory") is not None:
         try:
             size = parse_size(host["max_memory"])

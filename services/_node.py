@@ -24,6 +24,7 @@ from wippy.core import (
     StoreSettings,
     Subjects,
     evaluate_expr,
+    host_mailbox_limit,
     host_memory,
 )
 from wippy.lua_stdlib import HostContext, LuaHost, LuaSettings
@@ -186,11 +187,13 @@ class Node(Runtime):
         """A LuaHost for one process host of this node (its processes share it)."""
         entry = self.registry.get(host_id)
         limits = LuaSettings()
+        mailbox_limit = HostContext.mailbox_limit
         if entry is not None:
             default = PROCESS_HOST_MEMORY if entry.kind == "process.host" else limits.max_memory
             limits = dataclasses.replace(limits, max_memory=host_memory(entry, default))
+            mailbox_limit = host_mailbox_limit(entry, mailbox_limit)
         return LuaHost(HostContext(registry=self.registry, node=self.node, pid=pid, stdio=stdio, args=args,
-                                   settings=limits,
+                                   settings=limits, mailbox_limit=mailbox_limit,
                                    strict=self.settings.security_strict, stores=self.stores,
                                    audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
                                    telemetry=self.telemetry, processes=self.processes,

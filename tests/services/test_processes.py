@@ -884,9 +884,21 @@ async def test_a_host_out_of_lua_memory_refuses_spawns_clearly_and_recovers(app:
     assert (await app.run("app:ret", host="app:small"))[1] is None
 
 
+async def test_a_hosts_mailbox_limit_comes_from_its_entry(app: ProcNode) -> None:
+    await app.apply(Entry("app:tight", "process.host", {}, {"host": {"mailbox_limit": 2}}))
+    pid = app.spawn("app:block", host="app:tight")
+    for i in range(5):
+        app.processes.send(None, pid, "t", [i])
+    await app.processes.flush()
+    rows = await app.node.registry.query(
+        f"SELECT count(*) AS n FROM process_dead_letters WHERE to_pid = '{pid}' AND reason = 'mailbox full'")
+    assert rows == [{"n": 3}]
+
+
 async def test_host_settings_are_checked_when_applied(app: ProcNode) -> None:
     for host, field in (({"max_memory": "lots"}, "host.max_memory"), ({"max_memory": 1000}, "host.max_memory"),
-                        ({"workers": 0}, "host.workers"), ("eight", "host")):
+                        ({"workers": 0}, "host.workers"), ("eight", "host"),
+                        ({"mailbox_limit": -1}, "host.mailbox_limit")):
         with pytest.raises(DefinitionErrors) as caught:
             await app.apply(Entry("app:badhost", "process.host", {}, {"host": host}))
         assert field in str(caught.value) and "app:badhost" in str(caught.value)
