@@ -187,7 +187,7 @@ class Node(Runtime):
         """A LuaHost for one process host of this node (its processes share it)."""
         entry = self.registry.get(host_id)
         limits = LuaSettings()
-        mailbox_limit = HostContext.mailbox_limit
+        mailbox_limit = 10_000  # HostContext's default
         if entry is not None:
             default = PROCESS_HOST_MEMORY if entry.kind == "process.host" else limits.max_memory
             limits = dataclasses.replace(limits, max_memory=host_memory(entry, default))
