@@ -49,7 +49,7 @@ from wippy.core import (
     WippyError,
     proc_records,
 )
-from wippy.lua_stdlib import LuaMemoryError
+from wippy.lua_stdlib import LuaCodeError, LuaMemoryError
 
 log = logging.getLogger("wippy.processes")
 
@@ -208,19 +208,12 @@ class ProcessRuntime:
         try:
             return self._start(host, entry, parent, host_id, opts=opts, args=args)
         except LuaMemoryError as exc:
-            raise ProcessError(f"cannot start {entry_id}: host {host_id} has reached its Lua memory limit "
-                               f"({host.vm.settings.max_memory // (1024 * 1024)} MB; set host.max_memory on it, "
-                               "or spread processes over more hosts)") from exc
+            raise _out_of_memory(f"cannot start {entry_id}", host_id, host) from exc
 
     def _start(self, host: Any, entry: Any, parent: str | None, host_id: str, *, opts: dict[str, Any],
                args: list[Any]) -> str:
-        from wippy.lua_stdlib import LuaCodeError
-
         entry_id = entry.id
-        try:
-            fn = host.callable(entry)
-        except LuaCodeError as exc:
-            raise ProcessError(f"cannot start {entry_id}: {exc}") from exc
+        fn = _load(host, host_id, entry, f"cannot start {entry_id}")
         name = opts.get("name")
         if name is not None and name in self.names:
             raise AlreadyExistsError(f"the name {name} is already registered (to {self.names[name]})")
@@ -268,13 +261,8 @@ class ProcessRuntime:
             raise NotFoundError(f"function entry {entry_id} does not exist")
         if entry.kind != "function.lua":
             raise ProcessError(f"{entry_id} is a {entry.kind}, not a function.lua")
-        from wippy.lua_stdlib import LuaCodeError
-
         host = self.host(host_id)
-        try:
-            fn = host.callable(entry)
-        except LuaCodeError as exc:
-            raise ProcessError(f"cannot call {entry_id}: {exc}") from exc
+        fn = _load(host, host_id, entry, f"cannot call {entry_id}")
         pid = self._new_pid(host_id)
         bridge = host.process
         vm = host.vm
@@ -292,7 +280,7 @@ class ProcessRuntime:
             self.calls[pid] = bridge
             bridge.setup(task, _restore(context), _restore(security))
         except LuaMemoryError as exc:
-            raise ProcessError(f"cannot call {entry_id}: host {host_id} has reached its Lua memory limit") from exc
+            raise _out_of_memory(f"cannot call {entry_id}", host_id, host) from exc
         except WippyError:
             bridge.kill(pid)  # it never ran
             self.calls.pop(pid, None)
@@ -327,12 +315,7 @@ class ProcessRuntime:
             raise NotFoundError(f"process.upgrade: entry {target} does not exist")
         if entry.kind != "process.lua":
             raise ProcessError(f"process.upgrade: {target} is a {entry.kind}, not a process.lua")
-        from wippy.lua_stdlib import LuaCodeError
-
-        try:
-            fn = self.host(proc.host_id).callable(entry)
-        except LuaCodeError as exc:
-            raise ProcessError(f"process.upgrade: cannot load {target}: {exc}") from exc
+        fn = _load(self.host(proc.host_id), proc.host_id, entry, f"process.upgrade: cannot load {target}")
         proc.upgrade = (target, fn, args)
 
     def _upgraded(self, proc: Proc) -> None:
@@ -624,6 +607,22 @@ class ProcessRuntime:
     def unpublished(self) -> int:
         """Records queued and not yet handed to the NATS connection (their acks are pipelined)."""
         return self._publisher.queued
+
+
+def _load(host: Any, host_id: str, entry: Any, what: str) -> Any:
+    """The compiled entry point of ``entry`` on ``host``; a ProcessError starting with ``what``."""
+    try:
+        return host.callable(entry)
+    except LuaCodeError as exc:
+        raise ProcessError(f"{what}: {exc}") from exc
+    except LuaMemoryError as exc:
+        raise _out_of_memory(what, host_id, host) from exc
+
+
+def _out_of_memory(what: str, host_id: str, host: Any) -> ProcessError:
+    return ProcessError(f"{what}: host {host_id} has reached its Lua memory limit "
+                        f"({host.vm.settings.max_memory // (1024 * 1024)} MB; set host.max_memory on it, "
+                        "or spread processes over more hosts)")
 
 
 def _restore(value: Any) -> Any:
