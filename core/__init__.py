@@ -21,6 +21,11 @@ from ._contracts import BINDING_KIND as CONTRACT_BINDING_KIND
 from ._contracts import DEFINITION_KIND as CONTRACT_DEFINITION_KIND
 from ._contracts import BoundContract as BoundContract
 from ._contracts import bound_contracts as bound_contracts
+from ._durations import MAX_DURATION as MAX_DURATION
+from ._durations import MIN_DURATION as MIN_DURATION
+from ._durations import format_go_duration as format_go_duration
+from ._durations import go_quote as go_quote
+from ._durations import parse_go_duration as parse_go_duration
 from ._entry import Entry as Entry
 from ._entry import canonical_json as canonical_json
 from ._entry import parse_id as parse_id
@@ -55,6 +60,18 @@ from ._hosts import PROCESS_HOST_MEMORY as PROCESS_HOST_MEMORY
 from ._hosts import host_mailbox_limit as host_mailbox_limit
 from ._hosts import host_memory as host_memory
 from ._hosts import parse_size as parse_size
+from ._http import DEFAULT_MAX_BODY as HTTP_DEFAULT_MAX_BODY
+from ._http import EndpointSpec as EndpointSpec
+from ._http import RouterSpec as RouterSpec
+from ._http import Segment as PathSegment
+from ._http import ServiceSpec as ServiceSpec
+from ._http import TlsSpec as TlsSpec
+from ._http import endpoint_spec as endpoint_spec
+from ._http import join_path as join_path
+from ._http import parse_addr as parse_addr
+from ._http import parse_path as parse_path
+from ._http import router_spec as router_spec
+from ._http import service_spec as service_spec
 from ._kinds import KNOWN_KINDS as KNOWN_KINDS
 from ._kinds import iter_references as iter_references
 from ._loader import LoadedApp as LoadedApp
@@ -104,7 +121,10 @@ __all__ = [
     "CONTRACT_BINDING_KIND",
     "CONTRACT_DEFINITION_KIND",
     "ENV_STORAGE_KINDS",
+    "HTTP_DEFAULT_MAX_BODY",
     "KNOWN_KINDS",
+    "MAX_DURATION",
+    "MIN_DURATION",
     "POLICY_KINDS",
     "PROCESS_HOST_MEMORY",
     "Appended",
@@ -119,6 +139,7 @@ __all__ = [
     "DecodedChangeset",
     "DefinitionError",
     "DefinitionErrors",
+    "EndpointSpec",
     "Entry",
     "EnvLookup",
     "EnvVariable",
@@ -142,6 +163,7 @@ __all__ = [
     "NotImplementedFeatureError",
     "Op",
     "OpKind",
+    "PathSegment",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "Pipeline",
@@ -151,10 +173,13 @@ __all__ = [
     "RegexError",
     "RegistryView",
     "Request",
+    "RouterSpec",
     "ServerSettings",
+    "ServiceSpec",
     "StoreSettings",
     "Subjects",
     "Subscription",
+    "TlsSpec",
     "TokenService",
     "WippyError",
     "WriteContext",
@@ -166,6 +191,7 @@ __all__ = [
     "compile_expr",
     "compile_re2",
     "diff_states",
+    "endpoint_spec",
     "env_file_spec",
     "env_router_storages",
     "env_static_values",
@@ -175,14 +201,20 @@ __all__ = [
     "evaluate_expr",
     "evaluate_policies",
     "find_nats_server",
+    "format_go_duration",
+    "go_quote",
     "host_mailbox_limit",
     "host_memory",
     "iter_references",
+    "join_path",
     "load_app",
     "load_yaml",
     "native_components",
     "new_traceparent",
+    "parse_addr",
+    "parse_go_duration",
     "parse_id",
+    "parse_path",
     "parse_size",
     "plan_files_apply",
     "policy_from_entry",
@@ -193,6 +225,8 @@ __all__ = [
     "register_type",
     "resolve_entry",
     "resolve_entry_data",
+    "router_spec",
+    "service_spec",
     "squash",
     "validate_changeset",
 ]

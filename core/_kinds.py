@@ -48,14 +48,16 @@ class RefPath:
     #: True: the target must exist in the registry. False: resolved but not checked
     #: (imports may name libraries a native component provides).
     checked: bool = True
+    #: the kinds the target may have (empty: any)
+    kinds: tuple[str, ...] = ()
 
 
 _COMMON = (RefPath("lifecycle.requires[]"), RefPath("lifecycle.depends_on[]"))
 
 _REFS: dict[str, tuple[RefPath, ...]] = {
-    "http.router": (RefPath("meta.server"),),
-    "http.endpoint": (RefPath("meta.router"), RefPath("func")),
-    "http.static": (RefPath("meta.server"), RefPath("fs")),
+    "http.router": (RefPath("meta.server", kinds=("http.service",)),),
+    "http.endpoint": (RefPath("meta.router", kinds=("http.router",)), RefPath("func", kinds=("function.lua",))),
+    "http.static": (RefPath("meta.server", kinds=("http.service",)), RefPath("fs", kinds=("fs.directory",))),
     "process.service": (RefPath("process"), RefPath("host")),
     "queue.queue": (RefPath("driver"),),
     "queue.consumer": (RefPath("queue"), RefPath("func")),
@@ -112,6 +114,7 @@ def _walk(node: Any, parts: list[str], trail: str) -> Iterator[tuple[str, Any, A
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     checked: bool
+    kinds: tuple[str, ...]
     in_meta: bool
     parts: tuple[str, ...]
     trail: str
@@ -127,7 +130,7 @@ def _compiled(kind: str) -> tuple[_Compiled, ...]:
         for ref in reference_paths(kind):
             parts = _split(ref.path)
             in_meta = parts[0] == "meta"
-            out.append(_Compiled(ref.checked, in_meta, tuple(parts[1:] if in_meta else parts),
+            out.append(_Compiled(ref.checked, ref.kinds, in_meta, tuple(parts[1:] if in_meta else parts),
                                  "meta" if in_meta else ""))
         found = _COMPILED[kind] = tuple(out)
     return found
@@ -145,6 +148,21 @@ def iter_references(entry: Entry, *, checked_only: bool = False) -> list[tuple[s
         for field_path, _c, _k, value in _walk(root, list(ref.parts), ref.trail):
             if isinstance(value, str) and value:
                 out.append((field_path, value))
+    return out
+
+
+def target_kinds(entry: Entry) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(field path, target id, allowed kinds) for every reference whose target kind is constrained."""
+    out: list[tuple[str, str, tuple[str, ...]]] = []
+    for ref in _compiled(entry.kind):
+        if not ref.kinds:
+            continue
+        root = entry.meta if ref.in_meta else entry.data
+        if ref.parts[0] not in root:
+            continue
+        for field_path, _c, _k, value in _walk(root, list(ref.parts), ref.trail):
+            if isinstance(value, str) and value:
+                out.append((field_path, value, ref.kinds))
     return out
 
 

@@ -8,6 +8,7 @@ so several apps can share one NATS server without seeing each other's records::
     stream WIPPY_PROC       wippy.proc.<node>[.log] process deliveries [lifecycle], pid in the body
     stream WIPPY_EVENTS     wippy.events.<system>   the event bus
     stream WIPPY_AUDIT      wippy.audit.<kind>      security decisions worth keeping (denied changes)
+    stream WIPPY_HTTP       wippy.http.<node>       the HTTP access log (services that turn it on)
     (no stream)             wippy.admin.<node>.<verb>   requests to a running node
 """
 
@@ -60,6 +61,10 @@ class Subjects:
     def audit_stream(self) -> str:
         return f"{self.namespace.upper()}_AUDIT"
 
+    @property
+    def http_stream(self) -> str:
+        return f"{self.namespace.upper()}_HTTP"
+
     def streams(self) -> tuple[StreamSpec, ...]:
         ns = self.namespace
         return (
@@ -67,6 +72,7 @@ class Subjects:
             StreamSpec(self.proc_stream, (f"{ns}.proc.>",), "process messages and lifecycle"),
             StreamSpec(self.events_stream, (f"{ns}.events.>",), "the event bus"),
             StreamSpec(self.audit_stream, (f"{ns}.audit.>",), "security audit records"),
+            StreamSpec(self.http_stream, (f"{ns}.http.>",), "the HTTP access log"),
         )
 
     # -- registry ----------------------------------------------------------------------------
@@ -96,6 +102,10 @@ class Subjects:
 
     def audit(self, kind: str) -> str:
         return f"{self.namespace}.audit.{_check_token(kind, 'audit kind')}"
+
+    def http(self, node: str) -> str:
+        """The access-log records of ``node``'s HTTP servers."""
+        return f"{self.namespace}.http.{_check_token(node, 'node id')}"
 
     # -- admin -------------------------------------------------------------------------------
     def admin(self, node: str, verb: str) -> str:

@@ -12,7 +12,7 @@ from typing import Protocol
 from ._changeset import Op
 from ._entry import Entry, parse_id
 from ._errors import DefinitionError, DefinitionErrors
-from ._kinds import KNOWN_KINDS, iter_references
+from ._kinds import KNOWN_KINDS, iter_references, target_kinds
 from ._security import POLICY_KINDS, policy_from_entry, token_store_errors
 
 
@@ -70,6 +70,13 @@ def validate_changeset(view: RegistryView, ops: Iterable[Op]) -> list[str]:
                 errors.append(
                     DefinitionError(f"names {target}, which does not exist", where=op.origin, entry=op.id,
                                     field=field_path)
+                )
+        for field_path, target, kinds in target_kinds(op.entry):
+            found = post(target)
+            if found is not None and found.kind not in kinds:
+                errors.append(
+                    DefinitionError(f"names {target}, which is a {found.kind}, not a {' or '.join(kinds)}",
+                                    where=op.origin, entry=op.id, field=field_path)
                 )
 
     # Deleted entries must not be referenced by anything that remains.

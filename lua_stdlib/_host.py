@@ -12,7 +12,7 @@ Wippy documents that this runtime does not provide yet raises UNAVAILABLE when r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -99,6 +99,9 @@ class HostContext:
     mailbox_limit: int = 10_000
     #: the node's supervisor (services.Supervisor), for `system.supervisor`
     supervisor: Any = None
+    #: the node's HTTP servers (services.HttpServers): ``exchanges`` maps a handler call's pid to
+    #: the request it serves, for `http`
+    http: Any = None
 
 
 class LuaHost:
@@ -110,6 +113,8 @@ class LuaHost:
         self.extras: dict[str, Any] = {}
         self._loaded: dict[str, _Loaded] = {}
         self._loading: set[str] = set()
+        #: async callables run when the host closes (modules release connections and sessions)
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         rt = self.vm.rt
         self._bridge = rt.table_from({
             "print": self._print,
@@ -260,8 +265,18 @@ class LuaHost:
 
         return require
 
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` when the host closes, after its tasks are stopped (newest first)."""
+        self._closers.append(closer)
+
     async def aclose(self) -> None:
         await self.vm.aclose()
+        closers, self._closers = self._closers, []
+        for closer in reversed(closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("%s: releasing a module's resources failed", self.ctx.pid)
 
 
 def _lua_message(exc: BaseException) -> str:
