@@ -23,6 +23,7 @@ Memory is bounded per VM (``max_memory``); runaway code is stopped by the watchd
 from __future__ import annotations
 
 import asyncio
+import inspect
 import contextlib
 import logging
 import threading
@@ -264,7 +265,15 @@ class LuaVM:
 
         task = asyncio.get_running_loop().create_task(waiter())
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def finished(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            # cancelled before it ran (the VM closed): the operation was never awaited; close it
+            # so it is not reported as a coroutine never awaited
+            if t.cancelled() and inspect.iscoroutine(awaitable):
+                awaitable.close()
+
+        task.add_done_callback(finished)
 
     def background(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run host work no task waits for (an audit record); owned by the VM, cancelled on close."""
