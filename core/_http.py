@@ -198,9 +198,8 @@ def service_spec(entry: Entry) -> tuple[ServiceSpec | None, list[DefinitionError
             errors.append(DefinitionError("must not be negative", entry=entry.id, field="max_body"))
         elif got is not None:
             max_body = got
-    for flag in ("access_log", "reuse_port"):
-        if not isinstance(d.get(flag, False), bool):
-            errors.append(DefinitionError("must be true or false", entry=entry.id, field=flag))
+    errors.extend(DefinitionError("must be true or false", entry=entry.id, field=flag)
+                  for flag in ("access_log", "reuse_port") if not isinstance(d.get(flag, False), bool))
     tls = _tls(entry, errors)
     life = _lifecycle(entry)
     stop = _field(errors, entry, "lifecycle.stop_timeout", lambda: _seconds(life.get("stop_timeout")))

@@ -177,6 +177,10 @@ class ProcessBridge:
         err, trace = self._fields(value, ("error", "trace"))
         return None, self._text(err), self.error_kind(err), self._text(trace)
 
+    def text(self, value: Any) -> str:
+        """A Lua error value (string, error object, binary string) as a message."""
+        return self._text(value)
+
     def _text(self, value: Any) -> str:
         if isinstance(value, str):
             return value

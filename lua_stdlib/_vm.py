@@ -23,8 +23,8 @@ Memory is bounded per VM (``max_memory``); runaway code is stopped by the watchd
 from __future__ import annotations
 
 import asyncio
-import inspect
 import contextlib
+import inspect
 import logging
 import threading
 import time

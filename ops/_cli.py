@@ -270,8 +270,7 @@ async def _run_process(cfg: CliConfig, ns: argparse.Namespace, *, reset: bool, m
             entries = node.registry.current()
             rest = list(ns.rest)
             if ns.exec_entry or rest[:1] != ["list"]:
-                assert node.supervisor is not None
-                await node.supervisor.start_all()
+                await node.start_services()
             if ns.exec_entry:
                 entry_id, args = ns.exec_entry, rest
             elif rest[0] == "list":
@@ -324,8 +323,7 @@ async def _run_node(cfg: CliConfig, *, reset: bool, message: str) -> int:
         state.clear_node_record()
         async with Node(cfg.runtime, state) as node:
             result = await _apply_app(node, cfg, reset=reset, message=message)
-            assert node.supervisor is not None
-            started = await node.supervisor.start_all()
+            started = await node.start_services()
             log.info(
                 "node ready",
                 extra={"fields": {"node": node.node, "app": str(cfg.app_dir), "version": result.version,

@@ -32,6 +32,8 @@ from wippy.projections import AuditProjection, ProcProjection, ProjectionDB, Pro
 
 from ._admin import AdminServer
 from ._env import EnvService
+from ._http import HttpServers
+from ._http_middleware import MiddlewareDeps
 from ._processes import ProcessRuntime
 from ._registry import RegistryService
 from ._statedir import NodeRecord, StateDir
@@ -164,6 +166,8 @@ class Node(Runtime):
         self.processes: ProcessRuntime | None = None
         #: starts auto_start hosts and services (`start_all`), restarts services, stops them in order
         self.supervisor: Supervisor | None = None
+        #: the node's HTTP servers (started by `start_services`, rebuilt on registry versions)
+        self.http: HttpServers | None = None
 
     async def open(self) -> Self:
         await super().open()
@@ -173,6 +177,12 @@ class Node(Runtime):
                                             host_factory=self.make_host)
             await self.processes.start()
             self.supervisor = Supervisor(self.processes, self.registry)
+            self.http = HttpServers(
+                registry=self.registry, processes=self.processes, node=self.node, store=self.store,
+                base_dir=self.settings.app_dir,
+                deps=MiddlewareDeps(registry=self.registry, stores=self.stores, env=self.env,
+                                    telemetry=self.telemetry, expr=evaluate_expr,
+                                    strict=self.settings.security_strict))
             self._admin = AdminServer(self.store, self.registry, self.node)
             await self._admin.start()
             self.state_dir.write_node_record(
@@ -197,7 +207,13 @@ class Node(Runtime):
                                    strict=self.settings.security_strict, stores=self.stores,
                                    audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
                                    telemetry=self.telemetry, processes=self.processes,
-                                   supervisor=self.supervisor))
+                                   supervisor=self.supervisor, http=self.http))
+
+    async def start_services(self) -> list[str]:
+        """Start the auto_start hosts and services, then the auto_start HTTP servers."""
+        assert self.supervisor is not None and self.http is not None, "node not open"
+        started = await self.supervisor.start_all()
+        return started + await self.http.start()
 
     async def aclose(self) -> None:
         self.state_dir.clear_node_record()
@@ -205,7 +221,10 @@ class Node(Runtime):
         telemetry, self.telemetry = self.telemetry, None
         processes, self.processes = self.processes, None
         supervisor, self.supervisor = self.supervisor, None
+        http, self.http = self.http, None
         try:
+            if http is not None:  # no new requests; running ones finish before their code goes away
+                await http.aclose()
             if supervisor is not None:
                 await supervisor.aclose()
             if processes is not None:

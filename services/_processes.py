@@ -54,6 +54,7 @@ from wippy.lua_stdlib import LuaCodeError, LuaMemoryError
 log = logging.getLogger("wippy.processes")
 
 HOST_KINDS = ("process.host", "terminal.host")
+CALL_HOST_KINDS = ("http.service",)
 _PID_EPOCH_MS = 1_767_225_600_000  # 2026-01-01: keeps pids short
 _DEFAULT_ID = "0x00000"  # the pid of code that runs on a host outside any process
 _ENVELOPE = 4096  # bytes a record needs besides its payload (envelope, ids, topic)
@@ -110,6 +111,8 @@ class ProcessRuntime:
         self.names: dict[str, str] = {}
         #: function calls running outside any process, each with a pid and mailbox of its own
         self.calls: dict[str, Any] = {}
+        #: hosts of http.service entries: they run function calls only
+        self._call_hosts: set[str] = set()
         # pids never repeat on a node (the log outlives runs): a run counts up from its start time
         self._next_id = time.time_ns() // 1_000_000 - _PID_EPOCH_MS
         self._sub: Subscription | None = None
@@ -154,16 +157,21 @@ class ProcessRuntime:
             await host.aclose()
 
     # -- hosts --------------------------------------------------------------------------------
-    def host(self, host_id: str) -> Any:
-        """The LuaHost of a process.host / terminal.host entry (made on first use)."""
+    def host(self, host_id: str, *, calls: bool = False) -> Any:
+        """The LuaHost of a process.host / terminal.host entry (made on first use); with ``calls``,
+        also of an http.service (its handlers run there, as function calls, never processes)."""
         found = self.hosts.get(host_id)
-        if found is not None:
+        if found is not None and (calls or host_id not in self._call_hosts):
             return found
         entry = self.registry.get(host_id)
         if entry is None:
             raise NotFoundError(f"host {host_id} does not exist")
-        if entry.kind not in HOST_KINDS:
+        if entry.kind not in HOST_KINDS and not (calls and entry.kind in CALL_HOST_KINDS):
             raise ProcessError(f"{host_id} is a {entry.kind}, not a process host (process.host or terminal.host)")
+        if found is not None:
+            return found
+        if entry.kind in CALL_HOST_KINDS:
+            self._call_hosts.add(host_id)
         found = self._host_factory(host_id, self._default_pid(host_id))
         self.hosts[host_id] = found
         return found
@@ -248,12 +256,14 @@ class ProcessRuntime:
         return pid
 
     async def call(self, entry_id: str, host_id: str, args: list[Any], *, context: Any = None,
-                   security: dict[str, Any] | None = None) -> tuple[bool, tuple[Any, ...], str]:
+                   security: Any = None, bind: Callable[[str], None] | None = None,
+                   ) -> tuple[bool, tuple[Any, ...], str]:
         """Run a function.lua entry outside any process, as an HTTP handler is run.
 
         The call has a pid of its own for its duration, so ``process.pid/send/inbox/listen`` work
         in it (request/reply with processes); messages to it after it returned are dead letters.
-        A call is not a process: no spawn or exit records. Returns (ok, Lua results, pid)."""
+        A call is not a process: no spawn or exit records. ``bind(pid)`` runs before the code
+        starts (the HTTP server attaches the request to the pid). Returns (ok, Lua results, pid)."""
         if self._closed:
             raise ProcessError("the node is stopping")
         entry = self.registry.get(entry_id)
@@ -261,9 +271,11 @@ class ProcessRuntime:
             raise NotFoundError(f"function entry {entry_id} does not exist")
         if entry.kind != "function.lua":
             raise ProcessError(f"{entry_id} is a {entry.kind}, not a function.lua")
-        host = self.host(host_id)
+        host = self.host(host_id, calls=True)
         fn = _load(host, host_id, entry, f"cannot call {entry_id}")
         pid = self._new_pid(host_id)
+        if bind is not None:
+            bind(pid)
         bridge = host.process
         vm = host.vm
         finished: asyncio.Future[tuple[bool, tuple[Any, ...]]] = asyncio.get_running_loop().create_future()
@@ -288,6 +300,31 @@ class ProcessRuntime:
             raise
         ok, results = await finished
         return ok, results, pid
+
+    def open_endpoint(self, host_id: str, endpoint: Any) -> str:
+        """A pid for a connection the node relays (WebSocket, SSE): messages and signals to it go
+        to ``endpoint.deliver(to, topic, sender, args)`` / ``endpoint.event(to, event)``."""
+        pid = self._new_pid(host_id)
+        self.calls[pid] = endpoint
+        return pid
+
+    def close_endpoint(self, pid: str) -> None:
+        """The relayed connection is gone: messages to its pid become dead letters."""
+        self.calls.pop(pid, None)
+
+    def abort_call(self, pid: str) -> None:
+        """Stop a function call that runs too long (its caller gave up on it)."""
+        bridge = self.calls.get(pid)
+        if bridge is not None:
+            bridge.kill(pid)
+
+    async def drop_host(self, host_id: str) -> None:
+        """Close the Lua host of an http.service that is gone (its calls end)."""
+        if host_id in self._call_hosts:
+            self._call_hosts.discard(host_id)
+            host = self.hosts.pop(host_id, None)
+            if host is not None:
+                await host.aclose()
 
     async def exec(self, parent: str | None, entry_id: str, host_id: str, opts: dict[str, Any],
                    args: list[Any]) -> tuple[Any, str | None, str | None]:

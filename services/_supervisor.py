@@ -220,7 +220,7 @@ class Supervisor:
         if not isinstance(args, list):
             args = [args]
         opts: dict[str, Any] = {}
-        security = _security(svc.lifecycle.security, self.registry)
+        security = security_option(svc.lifecycle.security, self.registry)
         if security:
             opts["security"] = security
         return self.processes.spawn(None, str(data["process"]), str(data["host"]), opts, list(args))
@@ -343,7 +343,7 @@ def _stopping(svc: _Service) -> bool:
     return svc.stopping
 
 
-def _security(raw: dict[str, Any] | None, registry: Any) -> dict[str, Any] | None:
+def security_option(raw: dict[str, Any] | None, registry: Any) -> dict[str, Any] | None:
     """A service's lifecycle.security as a spawn's security option (groups expand to their policies)."""
     if not raw:
         return None
