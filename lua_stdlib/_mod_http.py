@@ -22,7 +22,6 @@ becomes an error of its kind.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import orjson
@@ -125,7 +124,9 @@ def _build(host: LuaHost) -> Any:
 
     def _outcome(result: Any) -> Any:
         """A setter's error message, or the wait for a streaming write."""
-        if inspect.isawaitable(result):
+        if result is None:
+            return None
+        if not isinstance(result, str):
             async def wait() -> tuple[Any, ...]:
                 await result
                 return (None,)

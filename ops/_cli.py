@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -324,6 +325,9 @@ async def _run_node(cfg: CliConfig, *, reset: bool, message: str) -> int:
         async with Node(cfg.runtime, state) as node:
             result = await _apply_app(node, cfg, reset=reset, message=message)
             started = await node.start_services()
+            # what start-up made (registry, compiled code, modules) lives as long as the node: keep
+            # it out of the collector's full passes, which otherwise rescan it while serving
+            gc.freeze()
             log.info(
                 "node ready",
                 extra={"fields": {"node": node.node, "app": str(cfg.app_dir), "version": result.version,

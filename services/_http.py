@@ -76,6 +76,8 @@ class Route:
     handler: Handler
     #: the router's pre-match middleware around dispatch (shared by the router's routes)
     pre: Handler
+    #: no middleware before or after: the server calls the handler directly
+    direct: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,23 +184,30 @@ class _Server:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         table = self.table  # this request finishes on this table, whatever is applied meanwhile
         started = time.perf_counter() if self.spec.access_log else 0.0
-        request[keys.SERVICE] = self.spec.id
-        if self.security is not None:
-            request[keys.SECURITY] = self.security
         response: web.StreamResponse | None = None
+        endpoint: str | None = None
         try:
             match = table.tree.match(request.method, request.path)
+            if match is not None and match.route is not None and match.route.direct:
+                # no middleware on this route: nothing needs the request's storage
+                endpoint = match.route.endpoint
+                response = await self.call(request, match.route, match.params, self.security)
+                return response
+            request[keys.SERVICE] = self.spec.id
+            if self.security is not None:
+                request[keys.SECURITY] = self.security
             if match is not None:
                 request[keys.MATCH] = match
                 route: Route = match.any_route
                 request[keys.ROUTER] = route.router
                 response = await route.pre(request)
+                endpoint = request.get(keys.ENDPOINT)
             else:
                 response = await self._unmatched(table, request)
             return response
         finally:
             if self.spec.access_log:
-                self.owner.access(self.spec.id, request, response, time.perf_counter() - started)
+                self.owner.access(self.spec.id, request, response, time.perf_counter() - started, endpoint)
 
     async def _unmatched(self, table: Table, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
@@ -210,10 +219,10 @@ class _Server:
                 return await mount.pre(request)
         return error_response(404, f"no route for {path}")
 
-    async def call(self, request: web.BaseRequest, route: Route) -> web.StreamResponse:
-        match: Match = request[keys.MATCH]
+    async def call(self, request: web.BaseRequest, route: Route, params: dict[str, str],
+                   security: dict[str, Any] | None) -> web.StreamResponse:
         spec = self.spec
-        x = Exchange(request, match.params, max_body=spec.max_body, read_timeout=spec.read_timeout)
+        x = Exchange(request, params, max_body=spec.max_body, read_timeout=spec.read_timeout)
         if (length := request.content_length) is not None and length > spec.max_body:
             return error_response(413, f"the request body ({length} bytes) is larger than the limit of "
                                        f"{spec.max_body} bytes")
@@ -226,7 +235,7 @@ class _Server:
 
         processes = self.owner.processes
         try:
-            call = processes.call(route.func, spec.id, [], security=request.get(keys.SECURITY), bind=bind)
+            call = processes.call(route.func, spec.id, [], security=security, bind=bind)
             if spec.write_timeout is None:
                 ok, results, _pid = await call
             else:
@@ -265,7 +274,7 @@ class _Server:
                 return error_response(408, "the request body did not arrive within the read timeout")
         relay = self.owner.relays.wanted(x)
         if relay is not None:
-            return await self.owner.relays.serve(request, x, relay, route)
+            return await self.owner.relays.serve(request, x, relay, route, spec.id)
         return await x.finish()
 
     async def _bounded(self, call: Awaitable[Any], pids: list[str]) -> Any:
@@ -403,8 +412,7 @@ class HttpServers:
         mounts: list[_Mount] = []
         pres: dict[str, Handler] = {}
         for rid, r in sorted(routers.items()):
-            pre = compose(build_chain(r.middleware, r.options or {}, deps=self.deps, post=False),
-                           self._dispatch)
+            pre = compose(build_chain(r.middleware, r.options or {}, deps=self.deps, post=False), self._dispatch)
             pres[rid] = pre
             mounts.append(_Mount(join_path(r.prefix, "/"), pre))
         endpoints: list[tuple[EndpointSpec, RouterSpec]] = []
@@ -420,7 +428,8 @@ class HttpServers:
             route = Route(endpoint=ep.id, func=ep.func, router=r.id,
                           param_names=tuple(s.param for s in segments if s.param is not None and not s.tail),
                           tail_name=next((s.param for s in segments if s.tail), None),
-                          handler=compose(post, self._endpoint_call(spec.id)), pre=pres[r.id])
+                          handler=compose(post, self._endpoint_call(spec.id)), pre=pres[r.id],
+                          direct=not post and not r.middleware)
             try:
                 tree.add(ep.method, segments, route)
             except Conflict:
@@ -466,8 +475,9 @@ class HttpServers:
             server = self.servers.get(service_id)
             if server is None:
                 return error_response(503, f"{service_id} is stopping")
-            route: Route = request[keys.MATCH].route
-            return await server.call(request, route)
+            match = request[keys.MATCH]
+            assert match.route is not None
+            return await server.call(request, match.route, match.params, request.get(keys.SECURITY))
 
         return call
 
@@ -479,13 +489,13 @@ class HttpServers:
         self._access = pipeline
 
     def access(self, service_id: str, request: web.BaseRequest, response: web.StreamResponse | None,
-               seconds: float) -> None:
+               seconds: float, endpoint: str | None) -> None:
         pipeline = self._access
         if pipeline is None:
             return
         body = {"service": service_id, "method": request.method, "path": request.path,
                 "status": response.status if response is not None else 499,
-                "ms": round(seconds * 1000, 3), "endpoint": request.get(keys.ENDPOINT),
+                "ms": round(seconds * 1000, 3), "endpoint": endpoint,
                 "remote": request.get(keys.REMOTE_ADDR) or request.remote,
                 "bytes": response.body_length if response is not None else 0}
         record = Record(type=ACCESS_RECORD, body=body, node=self.node)

@@ -26,7 +26,6 @@ from aiohttp import WSMsgType, web
 
 from wippy.core import WippyError, parse_go_duration
 
-from . import _http_keys as keys
 from ._http_exchange import Exchange
 from ._http_middleware import before_prepare
 
@@ -176,8 +175,8 @@ class Relays:
                 return kind, raw
         return None
 
-    async def serve(self, request: web.BaseRequest, x: Exchange, relay: tuple[str, str], route: Any
-                    ) -> web.StreamResponse:
+    async def serve(self, request: web.BaseRequest, x: Exchange, relay: tuple[str, str], route: Any,
+                    service: str) -> web.StreamResponse:
         kind, raw = relay
         try:
             config = orjson.loads(raw)
@@ -189,7 +188,6 @@ class Relays:
             return _error(500, f"the {_HEADERS[kind]} header is not valid: {exc}")
         if kind == "ws" and request.headers.get("Upgrade", "").lower() != "websocket":
             return _error(400, "this endpoint relays a WebSocket; connect with a WebSocket upgrade")
-        service = request.get(keys.SERVICE) or route.router
         endpoint.pid = self.processes.open_endpoint(service, endpoint)
         task = asyncio.current_task()
         if task is not None:

@@ -43,11 +43,14 @@ class RouteTree:
     def __init__(self) -> None:
         self._root = _Node()
         self._count = 0
+        #: routes without parameters by their path: most requests are matched here, by one lookup
+        self._exact: dict[str, dict[str, Any]] = {}
 
     def __len__(self) -> int:
         return self._count
 
     def add(self, method: str, segments: Iterable[PathSegment], route: Any) -> None:
+        segments = tuple(segments)
         node = self._root
         for seg in segments:
             if seg.tail:
@@ -65,6 +68,8 @@ class RouteTree:
             else:
                 node = node.literal.setdefault(seg.text, _Node())
         self._put(node.methods, method, route)
+        if all(seg.param is None for seg in segments):
+            self._exact["/" + "/".join(seg.text for seg in segments)] = node.methods
 
     def _put(self, methods: dict[str, Any], method: str, route: Any) -> None:
         if method in methods:
@@ -73,6 +78,13 @@ class RouteTree:
         self._count += 1
 
     def match(self, method: str, path: str) -> Match | None:
+        if "%" not in path:
+            key = path[:-1] if len(path) > 1 and path.endswith("/") else path
+            methods = self._exact.get(key)
+            if methods is not None:
+                route = methods.get(method)
+                if route is not None:
+                    return Match(route, {}, (), route)
         parts = [unquote(p) for p in path.split("/")[1:]] if path != "/" else []
         if parts and parts[-1] == "":
             parts.pop()

@@ -49,7 +49,7 @@ from wippy.core import (
     WippyError,
     proc_records,
 )
-from wippy.lua_stdlib import LuaCodeError, LuaMemoryError
+from wippy.lua_stdlib import LuaCodeError, LuaMemoryError, decode_binary
 
 log = logging.getLogger("wippy.processes")
 
@@ -113,6 +113,8 @@ class ProcessRuntime:
         self.calls: dict[str, Any] = {}
         #: hosts of http.service entries: they run function calls only
         self._call_hosts: set[str] = set()
+        #: (host, entry) -> (the entry version, the host, its compiled function) for calls
+        self._fns: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         # pids never repeat on a node (the log outlives runs): a run counts up from its start time
         self._next_id = time.time_ns() // 1_000_000 - _PID_EPOCH_MS
         self._sub: Subscription | None = None
@@ -272,7 +274,12 @@ class ProcessRuntime:
         if entry.kind != "function.lua":
             raise ProcessError(f"{entry_id} is a {entry.kind}, not a function.lua")
         host = self.host(host_id, calls=True)
-        fn = _load(host, host_id, entry, f"cannot call {entry_id}")
+        cached = self._fns.get((host_id, entry_id))
+        if cached is not None and cached[0] is entry and cached[1] is host:  # the same version on the same host
+            fn = cached[2]
+        else:
+            fn = _load(host, host_id, entry, f"cannot call {entry_id}")
+            self._fns[(host_id, entry_id)] = (entry, host, fn)
         pid = self._new_pid(host_id)
         if bind is not None:
             bind(pid)
@@ -287,10 +294,11 @@ class ProcessRuntime:
                 finished.set_result((ok, results))
 
         try:
-            task = vm.spawn(fn, tuple(vm.to_lua(_restore(a)) for a in args), done)
+            task = vm.spawn(fn, tuple(vm.to_lua(_restore(a)) for a in args) if args else (), done)
             bridge.attach(task, pid)
             self.calls[pid] = bridge
-            bridge.setup(task, _restore(context), _restore(security))
+            if context is not None or security is not None:
+                bridge.setup(task, _restore(context), _restore(security))
         except LuaMemoryError as exc:
             raise _out_of_memory(f"cannot call {entry_id}", host_id, host) from exc
         except WippyError:
@@ -323,6 +331,7 @@ class ProcessRuntime:
         if host_id in self._call_hosts:
             self._call_hosts.discard(host_id)
             host = self.hosts.pop(host_id, None)
+            self._fns = {k: v for k, v in self._fns.items() if k[0] != host_id}
             if host is not None:
                 await host.aclose()
 
@@ -663,9 +672,7 @@ def _out_of_memory(what: str, host_id: str, host: Any) -> ProcessError:
 
 
 def _restore(value: Any) -> Any:
-    from wippy.lua_stdlib import decode_binary
-
-    return decode_binary(value)
+    return decode_binary(value) if value is not None else None
 
 
 def _with(items: AbstractSet[str], item: str) -> set[str]:
