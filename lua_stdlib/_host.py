@@ -99,9 +99,6 @@ class HostContext:
     mailbox_limit: int = 10_000
     #: the node's supervisor (services.Supervisor), for `system.supervisor`
     supervisor: Any = None
-    #: the node's HTTP servers (services.HttpServers): ``exchanges`` maps a handler call's pid to
-    #: the request it serves, for `http`
-    http: Any = None
 
 
 class LuaHost:

@@ -1,8 +1,8 @@
 """`http`: the request a handler serves and its response (the Lua side is lua/http.lua).
 
-The node's HTTP server (services) runs each request's handler as a function call with a pid of
-its own and registers an *exchange* for that pid; ``http.request()`` / ``http.response()`` find
-it through the running task's pid, so functions the handler calls with ``funcs.call`` see the same
+The node's HTTP server (services) runs each request's handler as a function call and puts an
+*exchange* on the call's task; ``http.request()`` / ``http.response()`` find it there, so
+functions the handler calls with ``funcs.call`` (same task) and coroutines it starts see the same
 request. The exchange does the I/O (aiohttp); this module only converts values between Lua and it:
 
     exchange.info() -> (method, path, host, remote_addr, content_type, content_length, has_body)
@@ -29,24 +29,17 @@ import orjson
 from wippy.core import WippyError
 
 from ._binary import Raw, as_bytes, wrap
-from ._host import LuaHost, ModuleUnavailable, register_module
+from ._host import LuaHost, register_module
 from ._mod_json import JsonValueError, lua_to_json, no_big_ints
 from ._vm import _source
 
 
 def _build(host: LuaHost) -> Any:
-    http = host.ctx.http
-    if http is None:
-        raise ModuleUnavailable("no HTTP server runs on this node")
     vm = host.vm
     to_python = lua_to_json(host)
-    exchanges = http.exchanges
 
     def invalid(message: str | None) -> Any:
         return None if message is None else vm.error("INVALID", message)
-
-    def exchange(pid: str) -> Any:
-        return exchanges.get(pid)
 
     def info(x: Any) -> Any:
         return vm.rt.table_from(x.info())
@@ -135,7 +128,7 @@ def _build(host: LuaHost) -> Any:
         return invalid(result)
 
     bridge = vm.rt.table_from({
-        "exchange": exchange, "info": info,
+        "info": info,
         "header": lambda x, k: x.header(k), "headers": lambda x: table(x.request_headers()),
         "query": lambda x, k: x.query(k), "query_params": lambda x: table(x.query_params()),
         "param": lambda x, k: x.param(k), "params": lambda x: table(dict(x.params)),
@@ -151,7 +144,7 @@ def _build(host: LuaHost) -> Any:
         "write": vm.asyncify(wrap(host, write)), "write_json": vm.asyncify(write_json),
         "write_event": vm.asyncify(write_event), "flush": vm.asyncify(flush),
     })
-    return vm.rt.execute(_source("http.lua"), bridge, vm.errors, host.current_pid)
+    return vm.rt.execute(_source("http.lua"), bridge, vm.errors, vm.S)
 
 
 def _seconds(timeout_ms: Any) -> float | None:

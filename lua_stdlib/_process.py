@@ -49,6 +49,7 @@ class ProcessRuntimeLike(Protocol):
     def register(self, sender: str, name: str, pid: str) -> None: ...
     def lookup(self, name: str) -> str: ...
     def unregister(self, sender: str, name: str) -> bool: ...
+    def call_pid(self, token: int) -> str: ...
 
 
 class _Bytes(dict[str, str]):
@@ -101,7 +102,7 @@ class ProcessBridge:
             "unmonitor": self._targeted("unmonitor"), "link": self._targeted("link"),
             "unlink": self._targeted("unlink"), "cancel": self._cancel,
             "register": self._register, "lookup": self._lookup, "unregister": self._unregister,
-            "upgrade": self._upgrade,
+            "upgrade": self._upgrade, "call_pid": self._call_pid,
         })
         side = vm.rt.execute(_source("process.lua"), vm.S, vm.channel, vm.errors, host.readonly, host.payload,
                              host.security, bridge, default_pid, mailbox_limit)
@@ -243,6 +244,10 @@ class ProcessBridge:
         return None
 
     # -- from Lua ---------------------------------------------------------------------------------
+    def _call_pid(self, token: int) -> str:
+        """The pid of a function call that first needs one (ProcessRuntime.call)."""
+        return self._runtime("pid").call_pid(int(token))
+
     def _runtime(self, fn: str) -> ProcessRuntimeLike:
         if self.runtime is None:
             raise _Unavailable(f"process.{fn} is not available here: this code runs outside a process host")

@@ -121,6 +121,7 @@ class LuaVM:
         self._asyncify = self._helpers.asyncify
         self._wake = self.S.wake
         self._spawn = self.S.spawn
+        self._spawn_pooled = self.S.spawn_pooled
         self._run = self.S.run
         self.tostring = g.tostring
         self._pump_scheduled = False
@@ -170,8 +171,10 @@ class LuaVM:
         return self.rt.table_from(fields)
 
     # -- tasks ---------------------------------------------------------------------------------
-    def spawn(self, fn: Any, args: tuple[Any, ...], done: TaskDone | None = None, *, parent: Any = None) -> Any:
-        """Run ``fn(*args)`` as a new task; ``done(ok, results)`` gets its return values."""
+    def spawn(self, fn: Any, args: tuple[Any, ...], done: TaskDone | None = None, *, parent: Any = None,
+              pooled: bool = False) -> Any:
+        """Run ``fn(*args)`` as a new task; ``done(ok, results)`` gets its return values. ``pooled``:
+        on a reused worker coroutine (for short host calls; see scheduler.lua)."""
         def finished(ok: bool, *results: Any) -> None:
             if done is not None:
                 try:
@@ -179,9 +182,13 @@ class LuaVM:
                 except Exception:  # a host bug: report it, and never stop the scheduler's run
                     log.exception("%s: a task's completion handler failed", self.label)
 
-        _co, task = self._spawn(fn, finished, parent, *args)
+        _co, task = (self._spawn_pooled if pooled else self._spawn)(fn, finished, parent, *args)
         self.schedule_pump()
         return task
+
+    def kill(self, task: Any) -> None:
+        """Stop a task (and the tasks it started) now; its ``done`` is not called."""
+        self.S.kill(task.co)
 
     def run(self, fn: Any, *args: Any) -> asyncio.Future[tuple[bool, tuple[Any, ...]]]:
         """Run ``fn(*args)`` as a task; the future gets (ok, results) when it ends."""

@@ -226,20 +226,12 @@ class _Server:
         if (length := request.content_length) is not None and length > spec.max_body:
             return error_response(413, f"the request body ({length} bytes) is larger than the limit of "
                                        f"{spec.max_body} bytes")
-        exchanges = self.owner.exchanges
-        pids: list[str] = []
-
-        def bind(pid: str) -> None:
-            exchanges[pid] = x
-            pids.append(pid)
-
         processes = self.owner.processes
+        owner = self.owner
+        owner.in_flight += 1
         try:
-            call = processes.call(route.func, spec.id, [], security=security, bind=bind)
-            if spec.write_timeout is None:
-                ok, results, _pid = await call
-            else:
-                ok, results, _pid = await self._bounded(call, pids)
+            ok, results, _pid = await processes.call(route.func, spec.id, [], security=security, fields={"http": x},
+                                                     timeout=spec.write_timeout)
         except TimeoutError:
             log.error("http handler timed out", extra={"fields": {
                 "service": spec.id, "endpoint": route.endpoint, "func": route.func,
@@ -250,8 +242,7 @@ class _Server:
                 "service": spec.id, "endpoint": route.endpoint, "func": route.func, "error": str(exc)}})
             return await self._failed(x, 500, str(exc))
         finally:
-            for pid in pids:
-                exchanges.pop(pid, None)
+            owner.in_flight -= 1
         failure = None
         if not ok:
             failure = results[0] if results else "the handler stopped"
@@ -277,17 +268,6 @@ class _Server:
             return await self.owner.relays.serve(request, x, relay, route, spec.id)
         return await x.finish()
 
-    async def _bounded(self, call: Awaitable[Any], pids: list[str]) -> Any:
-        task = asyncio.ensure_future(call)
-        try:
-            return await asyncio.wait_for(asyncio.shield(task), self.spec.write_timeout)
-        except TimeoutError:
-            for pid in pids:
-                self.owner.processes.abort_call(pid)
-            with contextlib.suppress(Exception):
-                await task
-            raise
-
     async def _failed(self, x: Exchange, status: int, message: str) -> web.StreamResponse:
         if x.started:  # the status went out already: end the stream, the client sees it cut short
             with contextlib.suppress(Exception):
@@ -312,8 +292,8 @@ class HttpServers:
         self.node = node
         self.store = store
         self.base_dir = base_dir
-        #: handler call pid -> the request it serves (the `http` module reads it)
-        self.exchanges: dict[str, Exchange] = {}
+        #: handler calls running now
+        self.in_flight = 0
         self.servers: dict[str, _Server] = {}
         self.relays = Relays(self)
         self._reload_task: asyncio.Task[None] | None = None

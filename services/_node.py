@@ -207,7 +207,7 @@ class Node(Runtime):
                                    strict=self.settings.security_strict, stores=self.stores,
                                    audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
                                    telemetry=self.telemetry, processes=self.processes,
-                                   supervisor=self.supervisor, http=self.http))
+                                   supervisor=self.supervisor))
 
     async def start_services(self) -> list[str]:
         """Start the auto_start hosts and services, then the auto_start HTTP servers."""

@@ -113,6 +113,9 @@ class ProcessRuntime:
         self.calls: dict[str, Any] = {}
         #: hosts of http.service entries: they run function calls only
         self._call_hosts: set[str] = set()
+        #: running function calls (token -> host, bridge, the pid it was given if it needed one)
+        self._lazy: dict[int, tuple[str, Any, list[str]]] = {}
+        self._next_call = 0
         #: (host, entry) -> (the entry version, the host, its compiled function) for calls
         self._fns: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         # pids never repeat on a node (the log outlives runs): a run counts up from its start time
@@ -258,14 +261,69 @@ class ProcessRuntime:
         return pid
 
     async def call(self, entry_id: str, host_id: str, args: list[Any], *, context: Any = None,
-                   security: Any = None, bind: Callable[[str], None] | None = None,
-                   ) -> tuple[bool, tuple[Any, ...], str]:
+                   security: Any = None, fields: dict[str, Any] | None = None, timeout: float | None = None,
+                   ) -> tuple[bool, tuple[Any, ...], str | None]:
         """Run a function.lua entry outside any process, as an HTTP handler is run.
 
-        The call has a pid of its own for its duration, so ``process.pid/send/inbox/listen`` work
-        in it (request/reply with processes); messages to it after it returned are dead letters.
-        A call is not a process: no spawn or exit records. ``bind(pid)`` runs before the code
-        starts (the HTTP server attaches the request to the pid). Returns (ok, Lua results, pid)."""
+        The call gets a pid of its own when its code first needs one (``process.pid/send/inbox/
+        listen``: request/reply with processes); messages to it after it returned are dead letters.
+        A call is not a process: no spawn or exit records. ``fields`` are set on the call's task
+        (the HTTP server puts the request there). Past ``timeout`` seconds the call is stopped and
+        TimeoutError raised. Returns (ok, Lua results, the pid or None if it never needed one)."""
+        host, fn = self._callable(entry_id, host_id)
+        bridge = host.process
+        vm = host.vm
+        finished: asyncio.Future[tuple[bool, tuple[Any, ...]]] = asyncio.get_running_loop().create_future()
+        self._next_call += 1
+        token = self._next_call
+        pids: list[str] = []
+        self._lazy[token] = (host_id, bridge, pids)
+
+        def release() -> None:
+            del self._lazy[token]
+            for pid in pids:
+                self.calls.pop(pid, None)
+                bridge.detach(pid)
+
+        def done(ok: bool, results: tuple[Any, ...]) -> None:
+            release()
+            if not finished.done():
+                finished.set_result((ok, results))
+
+        try:
+            task = vm.spawn(fn, tuple(vm.to_lua(_restore(a)) for a in args) if args else (), done, pooled=True)
+            task.lazy_pid = token
+            for key, value in (fields or {}).items():
+                task[key] = value
+            if context is not None or security is not None:
+                bridge.setup(task, _restore(context), _restore(security))
+        except LuaMemoryError as exc:
+            raise _out_of_memory(f"cannot call {entry_id}", host_id, host) from exc
+        except WippyError:
+            vm.kill(task)  # it never ran
+            release()
+            raise
+        if timeout is None:
+            ok, results = await finished
+        else:
+            try:
+                ok, results = await asyncio.wait_for(finished, timeout)
+            except TimeoutError:
+                vm.kill(task)
+                release()
+                raise
+        return ok, results, pids[0] if pids else None
+
+    def call_pid(self, token: int) -> str:
+        """A pid for the running function call ``token``, made when its code first needs one."""
+        host_id, bridge, pids = self._lazy[token]
+        pid = self._new_pid(host_id)
+        self.calls[pid] = bridge
+        pids.append(pid)
+        return pid
+
+    def _callable(self, entry_id: str, host_id: str) -> tuple[Any, Any]:
+        """The host of a call and the compiled function of ``entry_id`` on it (cached per version)."""
         if self._closed:
             raise ProcessError("the node is stopping")
         entry = self.registry.get(entry_id)
@@ -276,38 +334,10 @@ class ProcessRuntime:
         host = self.host(host_id, calls=True)
         cached = self._fns.get((host_id, entry_id))
         if cached is not None and cached[0] is entry and cached[1] is host:  # the same version on the same host
-            fn = cached[2]
-        else:
-            fn = _load(host, host_id, entry, f"cannot call {entry_id}")
-            self._fns[(host_id, entry_id)] = (entry, host, fn)
-        pid = self._new_pid(host_id)
-        if bind is not None:
-            bind(pid)
-        bridge = host.process
-        vm = host.vm
-        finished: asyncio.Future[tuple[bool, tuple[Any, ...]]] = asyncio.get_running_loop().create_future()
-
-        def done(ok: bool, results: tuple[Any, ...]) -> None:
-            self.calls.pop(pid, None)
-            bridge.detach(pid)
-            if not finished.done():
-                finished.set_result((ok, results))
-
-        try:
-            task = vm.spawn(fn, tuple(vm.to_lua(_restore(a)) for a in args) if args else (), done)
-            bridge.attach(task, pid)
-            self.calls[pid] = bridge
-            if context is not None or security is not None:
-                bridge.setup(task, _restore(context), _restore(security))
-        except LuaMemoryError as exc:
-            raise _out_of_memory(f"cannot call {entry_id}", host_id, host) from exc
-        except WippyError:
-            bridge.kill(pid)  # it never ran
-            self.calls.pop(pid, None)
-            bridge.detach(pid)
-            raise
-        ok, results = await finished
-        return ok, results, pid
+            return host, cached[2]
+        fn = _load(host, host_id, entry, f"cannot call {entry_id}")
+        self._fns[(host_id, entry_id)] = (entry, host, fn)
+        return host, fn
 
     def open_endpoint(self, host_id: str, endpoint: Any) -> str:
         """A pid for a connection the node relays (WebSocket, SSE): messages and signals to it go
@@ -319,12 +349,6 @@ class ProcessRuntime:
     def close_endpoint(self, pid: str) -> None:
         """The relayed connection is gone: messages to its pid become dead letters."""
         self.calls.pop(pid, None)
-
-    def abort_call(self, pid: str) -> None:
-        """Stop a function call that runs too long (its caller gave up on it)."""
-        bridge = self.calls.get(pid)
-        if bridge is not None:
-            bridge.kill(pid)
 
     async def drop_host(self, host_id: str) -> None:
         """Close the Lua host of an http.service that is gone (its calls end)."""

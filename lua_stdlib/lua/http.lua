@@ -3,9 +3,9 @@
 --   http.request(opts?{timeout, max_body}) -> req, err     http.response() -> res, err
 -- Request getters return the value (nil when absent); body/body_json/stream/parse_multipart
 -- wait for the client without blocking other tasks. Response methods return only an error
--- (nil on success): they do not chain. Loaded with (host bridge, errors, pid function).
+-- (nil on success): they do not chain. Loaded with (host bridge, errors, scheduler).
 
-local B, errors, current_pid = ...
+local B, errors, S = ...
 local setmetatable, type, tostring, pairs = setmetatable, type, tostring, pairs
 
 local M = {}
@@ -35,6 +35,18 @@ M.ERROR = {
     PARSE_FAILED = "PARSE_FAILED", INVALID_STATE = "INVALID_STATE", WRITE_FAILED = "WRITE_FAILED",
     STREAM_ERROR = "STREAM_ERROR",
 }
+
+-- the exchange of the handler call this code runs in (the server puts it on the call's task;
+-- coroutines the handler started find it on their parent)
+local function exchange()
+    local t = S.running
+    while t ~= nil do
+        local x = t.http
+        if x ~= nil then return x end
+        t = t.parent
+    end
+    return nil
+end
 
 local function no_context(fn)
     return errors._make("INTERNAL", "http." .. fn .. ": no HTTP request context (call it from a handler " ..
@@ -166,7 +178,7 @@ function Request:parse_multipart(max_memory)
 end
 
 function M.request(opts)
-    local x = B.exchange(current_pid())
+    local x = exchange()
     if x == nil then return nil, no_context("request") end
     local max, timeout
     if opts ~= nil then
@@ -236,7 +248,7 @@ function Response:set_cookie(c)
 end
 
 function M.response()
-    local x = B.exchange(current_pid())
+    local x = exchange()
     if x == nil then return nil, no_context("response") end
     return setmetatable({ _x = x }, Response), nil
 end

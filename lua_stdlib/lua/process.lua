@@ -52,6 +52,22 @@ local function current()
     local t = S.running
     local st = t and t.proc
     if st then return st end
+    -- a function call outside processes gets its pid when it first needs one (the task that
+    -- holds lazy_pid is the call's; coroutines it started ask it)
+    local owner = t
+    while owner ~= nil and owner.proc == nil and owner.lazy_pid == nil do owner = owner.parent end
+    if owner ~= nil then
+        st = owner.proc
+        if st == nil then
+            st = new_state(B.call_pid(owner.lazy_pid))
+            st.task = owner
+            procs[st.pid] = st
+            owner.proc = st
+            owner.lazy_pid = nil
+        end
+        t.proc = st
+        return st
+    end
     if fallback == nil then
         fallback = new_state(default_pid)
         procs[default_pid] = fallback

@@ -136,11 +136,89 @@ local function finish(co, task)
     end
 end
 
+-- pooled tasks ------------------------------------------------------------------------------
+-- Host function calls (an HTTP request's handler) are many and short: their tasks run on worker
+-- coroutines that are kept when a call ends and reused for the next, which saves creating,
+-- hooking and registering a coroutine (and collecting it) per call. A worker runs its function
+-- under xpcall and yields POOL_DONE with the results instead of dying; `run` treats that as the
+-- end of the task. A killed worker is closed, never reused.
+local POOL_DONE = setmetatable({}, { __name = "wippy.pool_done" })
+local pool, pool_n = {}, 0
+local pooled_ptr = {} -- worker -> its registered thread pointer, while it lives
+S.pool_max = 256
+
+local function failure(e) return { e, traceback(nil, 2) } end
+
+local function worker(fn, ...)
+    local r = pack(xpcall(fn, failure, ...))
+    while true do
+        local nfn, nargs = raw_yield(POOL_DONE, r)
+        r = pack(xpcall(nfn, failure, unpack(nargs, 1, nargs.n)))
+    end
+end
+
+--- Create a task running fn(...) on a pooled worker coroutine; `done` as for S.spawn.
+function S.spawn_pooled(fn, done, parent, ...)
+    local co, args
+    if pool_n > 0 then
+        co = pool[pool_n]
+        pool[pool_n] = nil
+        pool_n = pool_n - 1
+        args = { fn, pack(...), n = 2 }
+    else
+        co = raw_create(worker)
+        args = pack(fn, ...)
+    end
+    local task = { co = co, done = done, parent = parent, children = nil, threads = {}, cpu = 0,
+                   ctx = parent and parent.ctx or nil, proc = parent and parent.proc or nil, pooled = true }
+    tasks[co] = task
+    if parent ~= nil then
+        parent.children = parent.children or {}
+        parent.children[co] = true
+    end
+    local ptr = pooled_ptr[co]
+    if ptr == nil then
+        register_thread(co, task)
+        pooled_ptr[co] = task.threads[co]
+    else
+        task.threads[co] = ptr
+    end
+    rq_tail = rq_tail + 1
+    rq_co[rq_tail] = co
+    rq_args[rq_tail] = args
+    return co, task
+end
+
+local function pooled_done(co, task, r)
+    task.threads[co] = nil -- the worker stays registered for its next task
+    finish(co, task)
+    if task.done then
+        local ok, err
+        if r[1] then
+            ok, err = pcall(task.done, true, unpack(r, 2, r.n))
+        else
+            local f = r[2]
+            ok, err = pcall(task.done, false, f[1], f[2])
+        end
+        if not ok then S.callback_errors = (S.callback_errors or 0) + 1; S.last_callback_error = err end
+    end
+    if pool_n < S.pool_max then
+        pool_n = pool_n + 1
+        pool[pool_n] = co
+    else
+        local ptr = pooled_ptr[co]
+        pooled_ptr[co] = nil
+        if ptr then host_unregister(ptr) end
+        raw_close(co)
+    end
+end
+
 --- Kill a task and its children (their coroutines are closed; `done` is not called).
 function S.kill(co)
     local task = tasks[co]
     if task == nil then return end
     task.dead = true
+    pooled_ptr[co] = nil -- a killed worker is closed (finish unregisters its thread)
     finish(co, task)
     if raw_status(co) == "suspended" then raw_close(co) end
 end
@@ -184,6 +262,7 @@ function S.run()
                 task.cpu = task.cpu + (clock() - t0)
             end
             if raw_status(co) == "dead" then
+                pooled_ptr[co] = nil
                 finish(co, task)
                 if task.done then
                     -- protected: a failing host callback must not strand the tasks still to run
@@ -195,6 +274,8 @@ function S.run()
                     end
                     if not ok then S.callback_errors = (S.callback_errors or 0) + 1; S.last_callback_error = err end
                 end
+            elseif r[2] == POOL_DONE and r[1] then
+                pooled_done(co, task, r[3])
             elseif S.total_limit > 0 and task.cpu > S.total_limit then
                 S.kill(co)
                 if task.done then

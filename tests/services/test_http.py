@@ -245,7 +245,7 @@ async def test_in_flight_requests_finish_on_the_version_they_started_with(http: 
         http.response():write("slow done")
     """, ("http", "time")), endpoint("slow.ep", "GET", "/slow", "app:slow"))
     slow = asyncio.ensure_future(http.get("/api/slow"))
-    while not http.servers.exchanges:  # noqa: ASYNC110 - no event marks a handler start; the test timeout bounds it
+    while not http.servers.in_flight:  # noqa: ASYNC110 - no event marks a handler start; the test timeout bounds it
         await asyncio.sleep(0.01)
     await http.apply(delete=("app:slow.ep",))
     assert (await http.get("/api/slow"))[0] == 404
@@ -447,3 +447,28 @@ async def test_a_slow_client_gets_408_and_others_are_served_meanwhile(http: Http
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 408")
     writer.close()
+
+
+async def test_a_handler_past_the_write_timeout_gets_503_and_is_stopped(http: Http) -> None:
+    await http.apply(Entry("app:gateway", "http.service", {}, {"addr": "127.0.0.1:0", "timeouts": {"write": "200ms"},
+                                                                "lifecycle": {"auto_start": True}}),
+                     handler("stuck", "process.listen('never'):receive()"),
+                     endpoint("stuck.ep", "GET", "/stuck", "app:stuck"))
+    status, body, _ = await http.get("/api/stuck")
+    assert status == 503 and "in time" in body["error"]
+    assert http.servers.in_flight == 0 and not http.app.processes.calls  # its pid is released
+    assert (await http.get("/api/hello"))[0] == 200
+
+
+async def test_coroutines_of_a_handler_share_its_request_and_pid(http: Http) -> None:
+    await http.apply(handler("co", """
+        local done = channel.new(1)
+        local mine = process.pid()
+        coroutine.spawn(function()
+            http.response():write_json({q = http.request():query("q"), same_pid = process.pid() == mine})
+            done:send(true)
+        end)
+        done:receive()
+    """), endpoint("co.ep", "GET", "/co", "app:co"))
+    status, body, _ = await http.get("/api/co?q=7")
+    assert (status, body) == (200, {"q": "7", "same_pid": True})
