@@ -102,7 +102,10 @@ class LuaVM:
         self.threads: set[int] = set()
         self.threads_lock = threading.Lock()
         lua_hook_dispatcher(self.rt)
-        self.S = self.rt.execute(_source("scheduler.lua"), self._register_thread, self._unregister_thread)
+        #: host calls running (vm.call): token -> what to tell when the call's task ends
+        self._call_done: dict[int, TaskDone] = {}
+        self.S = self.rt.execute(_source("scheduler.lua"), self._register_thread, self._unregister_thread,
+                                 self._host_done)
         self.S.is_pending = lambda v: isinstance(v, Pending)
         self.S.slice_limit = self.settings.max_slice_seconds
         self.S.total_limit = self.settings.max_task_seconds
@@ -171,10 +174,8 @@ class LuaVM:
         return self.rt.table_from(fields)
 
     # -- tasks ---------------------------------------------------------------------------------
-    def spawn(self, fn: Any, args: tuple[Any, ...], done: TaskDone | None = None, *, parent: Any = None,
-              pooled: bool = False) -> Any:
-        """Run ``fn(*args)`` as a new task; ``done(ok, results)`` gets its return values. ``pooled``:
-        on a reused worker coroutine (for short host calls; see scheduler.lua)."""
+    def spawn(self, fn: Any, args: tuple[Any, ...], done: TaskDone | None = None, *, parent: Any = None) -> Any:
+        """Run ``fn(*args)`` as a new task; ``done(ok, results)`` gets its return values."""
         def finished(ok: bool, *results: Any) -> None:
             if done is not None:
                 try:
@@ -182,9 +183,29 @@ class LuaVM:
                 except Exception:  # a host bug: report it, and never stop the scheduler's run
                     log.exception("%s: a task's completion handler failed", self.label)
 
-        _co, task = (self._spawn_pooled if pooled else self._spawn)(fn, finished, parent, *args)
+        _co, task = self._spawn(fn, finished, parent, *args)
         self.schedule_pump()
         return task
+
+    def _host_done(self, token: int, ok: bool, *results: Any) -> None:
+        done = self._call_done.pop(token, None)
+        if done is not None:
+            try:
+                done(ok, results)
+            except Exception:  # a host bug: report it, and never stop the scheduler's run
+                log.exception("%s: a call's completion handler failed", self.label)
+
+    def call(self, fn: Any, args: tuple[Any, ...], token: int, done: TaskDone) -> Any:
+        """Run ``fn(*args)`` as a task on a pooled worker coroutine (a short host call); ``token``
+        (unique per VM while the call runs) names it to the scheduler. Returns the task."""
+        self._call_done[token] = done
+        _co, task = self._spawn_pooled(fn, token, None, *args)
+        self.schedule_pump()
+        return task
+
+    def forget(self, token: int) -> None:
+        """The call ``token`` was stopped (killed): its ``done`` will not be called."""
+        self._call_done.pop(token, None)
 
     def kill(self, task: Any) -> None:
         """Stop a task (and the tasks it started) now; its ``done`` is not called."""

@@ -291,7 +291,7 @@ class ProcessRuntime:
                 finished.set_result((ok, results))
 
         try:
-            task = vm.spawn(fn, tuple(vm.to_lua(_restore(a)) for a in args) if args else (), done, pooled=True)
+            task = vm.call(fn, tuple(vm.to_lua(_restore(a)) for a in args) if args else (), token, done)
             task.lazy_pid = token
             for key, value in (fields or {}).items():
                 task[key] = value
@@ -301,6 +301,7 @@ class ProcessRuntime:
             raise _out_of_memory(f"cannot call {entry_id}", host_id, host) from exc
         except WippyError:
             vm.kill(task)  # it never ran
+            vm.forget(token)
             release()
             raise
         if timeout is None:
@@ -310,6 +311,7 @@ class ProcessRuntime:
                 ok, results = await asyncio.wait_for(finished, timeout)
             except TimeoutError:
                 vm.kill(task)
+                vm.forget(token)
                 release()
                 raise
         return ok, results, pids[0] if pids else None

@@ -8,9 +8,11 @@
 -- limit (lua_sethook is safe to call asynchronously), and the hook stops the task that is running.
 --
 -- Loaded once per VM with the raw (unsandboxed) globals and the host's thread registry
--- (register(ptr), unregister(ptr)); returns the scheduler table `S`.
+-- (register(ptr), unregister(ptr)) and its completion callback for host calls (done(token, ok,
+-- ...): a task whose `done` is a number reports through it, so no Python callable is made per
+-- call); returns the scheduler table `S`.
 
-local host_register, host_unregister = ...
+local host_register, host_unregister, host_done = ...
 local raw_create, raw_resume, raw_yield, raw_status, raw_close =
     coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close
 local sethook, traceback, clock = debug.sethook, debug.traceback, os.clock
@@ -81,6 +83,12 @@ local function release_threads(task)
         host_unregister(ptr) -- first: the watchdog must never arm a freed thread
         task.threads[co] = nil
     end
+end
+
+--- Report a task's end to its `done`: a function, or a host call's token.
+local function report(done, ...)
+    if type(done) == "number" then return host_done(done, ...) end
+    return done(...)
 end
 
 --- Create a task running fn(...). `done(ok, ...)` is called with the results when it ends.
@@ -195,10 +203,10 @@ local function pooled_done(co, task, r)
     if task.done then
         local ok, err
         if r[1] then
-            ok, err = pcall(task.done, true, unpack(r, 2, r.n))
+            ok, err = pcall(report, task.done, true, unpack(r, 2, r.n))
         else
             local f = r[2]
-            ok, err = pcall(task.done, false, f[1], f[2])
+            ok, err = pcall(report, task.done, false, f[1], f[2])
         end
         if not ok then S.callback_errors = (S.callback_errors or 0) + 1; S.last_callback_error = err end
     end
@@ -231,7 +239,7 @@ function S.out_of_memory(message)
     S.running = nil
     if task == nil then return end
     S.kill(task.co)
-    if task.done then pcall(task.done, false, message, "") end
+    if task.done then pcall(report, task.done, false, message, "") end
 end
 
 local function resume(co, args)
@@ -268,9 +276,9 @@ function S.run()
                     -- protected: a failing host callback must not strand the tasks still to run
                     local ok, err
                     if r[1] then
-                        ok, err = pcall(task.done, true, unpack(r, 2, r.n))
+                        ok, err = pcall(report, task.done, true, unpack(r, 2, r.n))
                     else
-                        ok, err = pcall(task.done, false, r[2], traceback(co, nil, 0))
+                        ok, err = pcall(report, task.done, false, r[2], traceback(co, nil, 0))
                     end
                     if not ok then S.callback_errors = (S.callback_errors or 0) + 1; S.last_callback_error = err end
                 end
@@ -279,7 +287,7 @@ function S.run()
             elseif S.total_limit > 0 and task.cpu > S.total_limit then
                 S.kill(co)
                 if task.done then
-                    task.done(false, "runaway code stopped: used more than " .. S.total_limit ..
+                    report(task.done, false, "runaway code stopped: used more than " .. S.total_limit ..
                         " s of CPU (lua.max_task_seconds)", "")
                 end
             else
