@@ -22,7 +22,7 @@ from ._durations import parse_go_duration
 from ._entry import Entry
 from ._errors import DefinitionError
 from ._hosts import parse_size
-from ._validate import register_kind_check
+from ._validate import register_changeset_check, register_kind_check
 
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
 #: Wippy's default limit for a request body read by a handler (http.request's max_body)
@@ -325,3 +325,41 @@ def _endpoint_errors(entry: Entry) -> list[DefinitionError]:
 register_kind_check(["http.service"], _service_errors)
 register_kind_check(["http.router"], _router_errors)
 register_kind_check(["http.endpoint"], _endpoint_errors)
+
+
+def _route_key(method: str, segments: tuple[Segment, ...]) -> tuple[str, tuple[str, ...]]:
+    """What two routes collide on: the method and the path with parameter names left out."""
+    return method, tuple("{...}" if seg.tail else "{}" if seg.param else seg.text for seg in segments)
+
+
+def _duplicate_routes(post: Callable[[str], Entry | None], referrers: Callable[[str], set[str]],
+                      changed: list[Entry]) -> list[DefinitionError]:
+    """Two endpoints of one server claiming the same method and path (whatever their routers)."""
+    servers: set[str] = set()
+    for entry in changed:
+        router = post(entry.meta.get("router", "")) if entry.kind == "http.endpoint" else entry
+        if router is not None and router.kind == "http.router" and isinstance(router.meta.get("server"), str):
+            servers.add(router.meta["server"])
+    errors: list[DefinitionError] = []
+    for server in sorted(servers):
+        seen: dict[tuple[str, tuple[str, ...]], str] = {}
+        for router_id in sorted(referrers(server)):
+            router = post(router_id)
+            spec = router_spec(router)[0] if router is not None and router.kind == "http.router" else None
+            if spec is None or spec.server != server:
+                continue
+            for endpoint_id in sorted(referrers(router_id)):
+                endpoint = post(endpoint_id)
+                ep = endpoint_spec(endpoint)[0] if endpoint is not None and endpoint.kind == "http.endpoint" else None
+                if ep is None or ep.router != router_id:
+                    continue
+                key = _route_key(ep.method, parse_path(join_path(spec.prefix, ep.path)))
+                other = seen.setdefault(key, ep.id)
+                if other != ep.id:
+                    errors.append(DefinitionError(
+                        f"{ep.method} {join_path(spec.prefix, ep.path)} on {server} is also served by {other}",
+                        entry=ep.id, field="path"))
+    return errors
+
+
+register_changeset_check(_duplicate_routes)

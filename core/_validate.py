@@ -61,23 +61,7 @@ def validate_changeset(view: RegistryView, ops: Iterable[Op]) -> list[str]:
             return overlay[entry_id]
         return view.get(entry_id)
 
-    # References made by created or updated entries must resolve in the resulting registry.
-    for op in ops:
-        if op.entry is None:
-            continue
-        for field_path, target in iter_references(op.entry, checked_only=True):
-            if post(target) is None:
-                errors.append(
-                    DefinitionError(f"names {target}, which does not exist", where=op.origin, entry=op.id,
-                                    field=field_path)
-                )
-        for field_path, target, kinds in target_kinds(op.entry):
-            found = post(target)
-            if found is not None and found.kind not in kinds:
-                errors.append(
-                    DefinitionError(f"names {target}, which is a {found.kind}, not a {' or '.join(kinds)}",
-                                    where=op.origin, entry=op.id, field=field_path)
-                )
+    errors.extend(_reference_errors(ops, post))
 
     # Deleted entries must not be referenced by anything that remains.
     deleted = {op.id for op in ops if op.op == "delete"}
@@ -97,9 +81,57 @@ def validate_changeset(view: RegistryView, ops: Iterable[Op]) -> list[str]:
                         DefinitionError(f"names {target}, which this change deletes", where=where, entry=ref_id,
                                         field=field_path)
                     )
+    if not errors:
+        changed = [op.entry for op in ops if op.entry is not None]
+        for check in _CHANGESET_CHECKS:
+            errors.extend(check(post, lambda eid: _referrers(view, ops, eid), changed))
     if errors:
         raise DefinitionErrors(errors)
     return warnings
+
+
+def _reference_errors(ops: list[Op], post: Callable[[str], Entry | None]) -> list[DefinitionError]:
+    """References made by created or updated entries must resolve in the resulting registry, to
+    an entry of a kind the field allows."""
+    errors: list[DefinitionError] = []
+    for op in ops:
+        if op.entry is None:
+            continue
+        for field_path, target in iter_references(op.entry, checked_only=True):
+            if post(target) is None:
+                errors.append(
+                    DefinitionError(f"names {target}, which does not exist", where=op.origin, entry=op.id,
+                                    field=field_path)
+                )
+        for field_path, target, kinds in target_kinds(op.entry):
+            found = post(target)
+            if found is not None and found.kind not in kinds:
+                errors.append(
+                    DefinitionError(f"names {target}, which is a {found.kind}, not a {' or '.join(kinds)}",
+                                    where=op.origin, entry=op.id, field=field_path)
+                )
+    return errors
+
+
+def _referrers(view: RegistryView, ops: list[Op], entry_id: str) -> set[str]:
+    """Who names ``entry_id`` once the changeset is applied (may include ids it deletes)."""
+    found = set(view.referrers(entry_id))
+    for op in ops:
+        if op.entry is not None and any(t == entry_id for _f, t in iter_references(op.entry, checked_only=True)):
+            found.add(op.id)
+    return found
+
+
+#: Checks across entries, once each entry passed its own: (entry after the change, referrers of an
+#: id after the change, the created/updated entries) -> the problems found.
+ChangesetCheck = Callable[[Callable[[str], Entry | None], Callable[[str], set[str]], list[Entry]],
+                          list[DefinitionError]]
+_CHANGESET_CHECKS: list[ChangesetCheck] = []
+
+
+def register_changeset_check(check: ChangesetCheck) -> None:
+    """Run ``check`` on every changeset whose entries passed their own checks."""
+    _CHANGESET_CHECKS.append(check)
 
 
 #: Checks of one kind's fields: the entry -> the problems found (each naming entry and field).

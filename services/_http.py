@@ -46,7 +46,7 @@ from wippy.core import (
 
 from . import _http_keys as keys
 from ._http_exchange import Exchange
-from ._http_middleware import MiddlewareDeps, build_chain, compose
+from ._http_middleware import MiddlewareDeps, build_chain, compose, relay_origins
 from ._http_relay import Relays
 from ._http_routes import Conflict, Match, RouteTree
 from ._http_static import StaticSite
@@ -78,6 +78,8 @@ class Route:
     pre: Handler
     #: no middleware before or after: the server calls the handler directly
     direct: bool
+    #: origins other than the server's own that may open a relay ("ws"/"sse" -> patterns or None)
+    relay_origins: dict[str, tuple[str, ...] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +411,9 @@ class HttpServers:
                           param_names=tuple(s.param for s in segments if s.param is not None and not s.tail),
                           tail_name=next((s.param for s in segments if s.tail), None),
                           handler=compose(post, self._endpoint_call(spec.id)), pre=pres[r.id],
-                          direct=not post and not r.middleware)
+                          direct=not post and not r.middleware,
+                          relay_origins={k: relay_origins(k, r.post_middleware, r.post_options or {})
+                                         for k in ("ws", "sse")})
             try:
                 tree.add(ep.method, segments, route)
             except Conflict:

@@ -396,6 +396,22 @@ def origin_allowed(patterns: Sequence[str], origin: str) -> bool:
     return False
 
 
+def relay_origins(kind: str, names: Sequence[str], options: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The origins a relay route accepts (``wsrelay.allowed.origins`` / ``sserelay...``): None
+    when the relay middleware is not listed or names none (then only same-origin browsers)."""
+    name = "websocket_relay" if kind == "ws" else "sse_relay"
+    if name not in names:
+        return None
+    values, _problems = _read(name, options)  # checked when the router was applied
+    found = values.get("allowed.origins")
+    return tuple(found) if found else None
+
+
+def same_origin(request: web.BaseRequest, origin: str) -> bool:
+    """Whether a browser's Origin names the host the request came to."""
+    return origin.strip().lower().partition("://")[2] == (request.host or "").lower()
+
+
 class _Cors:
     def __init__(self, o: Mapping[str, Any]) -> None:
         self.origins: tuple[str, ...] = o["allow.origins"]

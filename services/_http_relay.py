@@ -9,7 +9,9 @@ the client pid). Any process may ``process.send(client_pid, topic, data)``: the 
 text frame ``{"topic": ..., "data": ...}`` (an SSE event named by the topic). ``ws.close``
 closes the connection, ``ws.control {target_pid, message_topic}`` moves it to another process.
 The relay monitors its target: when the target exits, the connection closes (SSE clients get a
-``done`` event first). Every message either way is a record on the ``proc`` stream.
+``done`` event first). Every message either way is a record on the ``proc`` stream. Processes
+may monitor the client pid (EXIT when the connection closes). A browser's connection from
+another origin needs the relay middleware's ``allowed.origins`` option on the router.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from aiohttp import WSMsgType, web
 from wippy.core import WippyError, parse_go_duration
 
 from ._http_exchange import Exchange
-from ._http_middleware import before_prepare
+from ._http_middleware import before_prepare, origin_allowed, same_origin
 
 log = logging.getLogger("wippy.http.relay")
 
@@ -71,6 +73,8 @@ class _Endpoint:
         self.close_reason: str | None = None
         self.messages = 0
         self.started = time.monotonic()
+        #: processes monitoring this connection's pid (they get EXIT when it closes)
+        self.watchers: set[str] = set()
 
     # -- what the process runtime calls ----------------------------------------------------------
     def deliver(self, _to: str, topic: str, _sender: str | None, args: list[Any]) -> str:
@@ -188,6 +192,12 @@ class Relays:
             return _error(500, f"the {_HEADERS[kind]} header is not valid: {exc}")
         if kind == "ws" and request.headers.get("Upgrade", "").lower() != "websocket":
             return _error(400, "this endpoint relays a WebSocket; connect with a WebSocket upgrade")
+        origin = request.headers.get("Origin")
+        if origin is not None and not same_origin(request, origin):
+            allowed = route.relay_origins.get(kind)
+            if allowed is None or not origin_allowed(allowed, origin):
+                option = "wsrelay.allowed.origins" if kind == "ws" else "sserelay.allowed.origins"
+                return _error(403, f"origin {origin} may not open this relay (allow it with {option})")
         endpoint.pid = self.processes.open_endpoint(service, endpoint)
         task = asyncio.current_task()
         if task is not None:
@@ -199,7 +209,7 @@ class Relays:
         finally:
             endpoint.closed.set()
             endpoint.leave()
-            self.processes.close_endpoint(endpoint.pid)
+            self.processes.close_endpoint(endpoint.pid, endpoint.close_reason or "closed")
             if task is not None:
                 self._live.discard(task)
 

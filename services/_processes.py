@@ -343,14 +343,18 @@ class ProcessRuntime:
 
     def open_endpoint(self, host_id: str, endpoint: Any) -> str:
         """A pid for a connection the node relays (WebSocket, SSE): messages and signals to it go
-        to ``endpoint.deliver(to, topic, sender, args)`` / ``endpoint.event(to, event)``."""
+        to ``endpoint.deliver(to, topic, sender, args)`` / ``endpoint.event(to, event)``. Processes
+        may monitor it (``endpoint.watchers``, a set): they get EXIT when it closes."""
         pid = self._new_pid(host_id)
         self.calls[pid] = endpoint
         return pid
 
-    def close_endpoint(self, pid: str) -> None:
-        """The relayed connection is gone: messages to its pid become dead letters."""
-        self.calls.pop(pid, None)
+    def close_endpoint(self, pid: str, reason: str = "closed") -> None:
+        """The relayed connection is gone: its monitors get EXIT (a normal end, ``reason`` as
+        its value); messages to its pid become dead letters."""
+        endpoint = self.calls.pop(pid, None)
+        for watcher in sorted(getattr(endpoint, "watchers", ())):
+            self._signal(watcher, pid, "exit", result={"value": reason})
 
     async def drop_host(self, host_id: str) -> None:
         """Close the Lua host of an http.service that is gone (its calls end)."""
@@ -587,6 +591,10 @@ class ProcessRuntime:
 
     def _monitor_remote(self, watcher: str, target: str) -> None:
         proc = self.procs.get(target)
+        watchers = getattr(self.calls.get(target), "watchers", None) if proc is None else None
+        if watchers is not None:  # a relayed connection
+            watchers.add(watcher)
+            return
         if proc is None:  # already gone: the watcher hears so at once, as in OTP
             self._signal(watcher, target, "exit", result={"error": "no such process"})
             return
@@ -604,6 +612,8 @@ class ProcessRuntime:
         proc = self.procs.get(target)
         if proc is not None:
             proc.watchers = _without(proc.watchers, watcher)
+        else:
+            getattr(self.calls.get(target), "watchers", set()).discard(watcher)
 
     def link(self, sender: str, dest: str) -> None:
         target = self.resolve(dest)

@@ -472,3 +472,59 @@ async def test_coroutines_of_a_handler_share_its_request_and_pid(http: Http) -> 
     """), endpoint("co.ep", "GET", "/co", "app:co"))
     status, body, _ = await http.get("/api/co?q=7")
     assert (status, body) == (200, {"q": "7", "same_pid": True})
+
+
+WATCHER = lua("app:watcher", """return { main = function()
+    process.registry.register("watcher")
+    local inbox, events = process.inbox(), process.events()
+    while true do
+        local r = channel.select({ inbox:case_receive(), events:case_receive() })
+        if r.channel == inbox then
+            local m = r.value
+            if m:topic() == "ws.join" then
+                local client = m:payload():data().client_pid
+                process.monitor(client)
+                process.send(client, "ready", true)
+            end
+        elseif r.value.kind == process.event.EXIT then
+            return { from = r.value.from, result = r.value.result }
+        end
+    end
+end }""")
+
+
+async def test_relay_pids_can_be_monitored_and_other_origins_need_allowing(http: Http) -> None:
+    await http.app.apply(WATCHER)
+    await http.apply(handler("wsw", """
+        local pid = process.spawn("app:watcher", "app:procs")
+        http.response():set_header("X-WS-Relay", json.encode({target_pid = pid}))
+    """, ("http", "json")), endpoint("wsw.ep", "GET", "/wsw", "app:wsw"))
+    async with http.session.ws_connect(http.url("/api/wsw")) as ws:
+        assert await asyncio.wait_for(ws.receive_json(), 10) == {"topic": "ready", "data": True}
+        watcher = http.app.processes.names["watcher"]
+        await ws.close()
+    value, error = await asyncio.wait_for(http.app.processes.wait(watcher), 10)
+    assert error is None and value["from"].startswith("{n1@app:gateway|") and value["result"] == {"value": "closed"}
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:  # a browser page from elsewhere
+        await http.session.ws_connect(http.url("/api/wsw"), origin="http://elsewhere.example")
+    assert refused.value.status == 403
+    # the router allows the other origin for its relays
+    await http.apply(Entry("app:api", "http.router", {"server": "app:gateway"}, {
+        "prefix": "/api", "post_middleware": ["websocket_relay"],
+        "post_options": {"wsrelay.allowed.origins": "http://*.example"}}))
+    async with http.session.ws_connect(http.url("/api/wsw"), origin="http://elsewhere.example") as ws:
+        await ws.close()
+
+
+async def test_two_endpoints_claiming_one_route_are_refused_at_apply(http: Http) -> None:
+    with pytest.raises(DefinitionErrors) as info:
+        await http.apply(endpoint("dup", "GET", "/hello/", "app:echo"))
+    assert [(e.entry, e.field) for e in info.value.errors] in ([("app:hello.ep", "path")], [("app:dup", "path")])
+    assert "also served by" in str(info.value)
+    with pytest.raises(DefinitionErrors, match="also served by"):  # through another router's prefix
+        await http.apply(Entry("app:api2", "http.router", {"server": "app:gateway"}, {"prefix": "/api/echo"}),
+                         endpoint("dup2", "GET", "/{n}", "app:echo", router="app:api2"))
+    # a parameter's name does not make a route different; another method does
+    await http.apply(endpoint("echo.put", "PUT", "/echo/{other}", "app:echo"))
+    body = (await http.request("PUT", "/api/echo/5"))[1]
+    assert body["params"] == {"other": "5"} and "id" not in body
