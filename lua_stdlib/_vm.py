@@ -102,10 +102,12 @@ class LuaVM:
         self.threads: set[int] = set()
         self.threads_lock = threading.Lock()
         lua_hook_dispatcher(self.rt)
-        #: host calls running (vm.call): token -> what to tell when the call's task ends
+        #: host calls running (vm.call): token -> what to tell when the call's function returns,
+        #: and when its coroutines have ended too
         self._call_done: dict[int, TaskDone] = {}
+        self._call_released: dict[int, Callable[[], None]] = {}
         self.S = self.rt.execute(_source("scheduler.lua"), self._register_thread, self._unregister_thread,
-                                 self._host_done)
+                                 self._host_done, self._host_released)
         self.S.is_pending = lambda v: isinstance(v, Pending)
         self.S.slice_limit = self.settings.max_slice_seconds
         self.S.total_limit = self.settings.max_task_seconds
@@ -195,17 +197,30 @@ class LuaVM:
             except Exception:  # a host bug: report it, and never stop the scheduler's run
                 log.exception("%s: a call's completion handler failed", self.label)
 
-    def call(self, fn: Any, args: tuple[Any, ...], token: int, done: TaskDone) -> Any:
+    def _host_released(self, token: int) -> None:
+        released = self._call_released.pop(token, None)
+        if released is not None:
+            try:
+                released()
+            except Exception:
+                log.exception("%s: a call's release handler failed", self.label)
+
+    def call(self, fn: Any, args: tuple[Any, ...], token: int, done: TaskDone,
+             released: Callable[[], None]) -> Any:
         """Run ``fn(*args)`` as a task on a pooled worker coroutine (a short host call); ``token``
-        (unique per VM while the call runs) names it to the scheduler. Returns the task."""
+        (unique per VM while the call runs) names it to the scheduler. ``done(ok, results)`` when
+        the function returns, ``released()`` once the coroutines it started have ended too (at
+        once if it started none). Returns the task."""
         self._call_done[token] = done
+        self._call_released[token] = released
         _co, task = self._spawn_pooled(fn, token, None, *args)
         self.schedule_pump()
         return task
 
     def forget(self, token: int) -> None:
-        """The call ``token`` was stopped (killed): its ``done`` will not be called."""
+        """The call ``token`` was stopped (killed): neither of its callbacks will be called."""
         self._call_done.pop(token, None)
+        self._call_released.pop(token, None)
 
     def kill(self, task: Any) -> None:
         """Stop a task (and the tasks it started) now; its ``done`` is not called."""

@@ -46,6 +46,7 @@ class Exchange:
         "_timed_out",
         "_too_large",
         "blobs",
+        "closed",
         "cookies",
         "headers",
         "max_body",
@@ -74,6 +75,8 @@ class Exchange:
         self._read = 0
         self._too_large = False
         self._timed_out = False
+        #: the response went out: background coroutines of the handler can no longer change it
+        self.closed = False
         #: the contents of uploaded files (the `http` module hands them to Lua one by one)
         self.blobs: list[bytes] = []
 
@@ -242,6 +245,8 @@ class Exchange:
         return self._stream is not None
 
     def set_status(self, code: Any) -> str | None:
+        if self.closed:
+            return _SENT
         if self._stream is not None:
             return "response:set_status: the headers were already sent"
         if not isinstance(code, int) or isinstance(code, bool) or not 100 <= code <= 999:
@@ -250,6 +255,8 @@ class Exchange:
         return None
 
     def set_header(self, name: str, value: str) -> str | None:
+        if self.closed:
+            return _SENT
         if self._stream is not None:
             return "response:set_header: the headers were already sent"
         if "\n" in name or "\r" in name or "\n" in value or "\r" in value or not name:
@@ -258,6 +265,8 @@ class Exchange:
         return None
 
     def set_cookie(self, cookie: Any) -> str | None:
+        if self.closed:
+            return _SENT
         if self._stream is not None:
             return "response:set_cookie: the headers were already sent"
         if not isinstance(cookie, dict) or not isinstance(cookie.get("name"), str):
@@ -270,6 +279,8 @@ class Exchange:
         return None
 
     def set_transfer(self, mode: str) -> str | None:
+        if self.closed:
+            return _SENT
         if self._stream is not None:
             return "response:set_transfer: the headers were already sent"
         if mode == "sse":
@@ -301,14 +312,16 @@ class Exchange:
                 kwargs["httponly"] = c["http_only"]
             resp.set_cookie(c["name"], str(c.get("value", "")), **kwargs)
 
-    def write(self, data: bytes) -> Awaitable[None] | None:
+    def write(self, data: bytes) -> Awaitable[None] | str | None:
+        if self.closed:
+            return _SENT
         stream = self._stream
         if stream is None:
             self.written.append(data)
             return None
         return self._send(data)
 
-    def write_json(self, data: bytes) -> Awaitable[None] | None:
+    def write_json(self, data: bytes) -> Awaitable[None] | str | None:
         if self._stream is None and "Content-Type" not in self.headers:
             self.headers["Content-Type"] = "application/json"
         return self.write(data)
@@ -329,13 +342,17 @@ class Exchange:
         except (ConnectionError, RuntimeError) as exc:
             raise WriteError(f"the client went away: {exc}") from exc
 
-    def flush(self) -> Awaitable[None]:
+    def flush(self) -> Awaitable[None] | str:
+        if self.closed:
+            return _SENT
         if self._stream is None:
             self.headers.popall("Content-Length", None)
             self._stream = self._new_stream()
         return self._send(b"")
 
-    def write_event(self, name: str, data: bytes) -> Awaitable[None]:
+    def write_event(self, name: str, data: bytes) -> Awaitable[None] | str:
+        if self.closed:
+            return _SENT
         if self._stream is None:
             self._sse_headers()
             self._stream = self._new_stream()
@@ -351,6 +368,7 @@ class Exchange:
 
     async def finish(self) -> web.StreamResponse:
         """The response to send once the handler returned."""
+        self.closed = True
         stream = self._stream
         if stream is None:
             body = b"".join(self.written)
@@ -364,6 +382,9 @@ class Exchange:
             await self._send(b"")
         await stream.write_eof()
         return stream
+
+
+_SENT = "the response was already sent (the handler returned)"
 
 
 class WriteError(WippyError):

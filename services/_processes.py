@@ -266,7 +266,9 @@ class ProcessRuntime:
         """Run a function.lua entry outside any process, as an HTTP handler is run.
 
         The call gets a pid of its own when its code first needs one (``process.pid/send/inbox/
-        listen``: request/reply with processes); messages to it after it returned are dead letters.
+        listen``: request/reply with processes). Coroutines it starts run on after it returns (an
+        HTTP handler's background work); the pid lives until the last of them ends, and messages
+        to it after that are dead letters.
         A call is not a process: no spawn or exit records. ``fields`` are set on the call's task
         (the HTTP server puts the request there). Past ``timeout`` seconds the call is stopped and
         TimeoutError raised. Returns (ok, Lua results, the pid or None if it never needed one)."""
@@ -279,19 +281,18 @@ class ProcessRuntime:
         pids: list[str] = []
         self._lazy[token] = (host_id, bridge, pids)
 
-        def release() -> None:
+        def release() -> None:  # the function and the coroutines it started have ended
             del self._lazy[token]
             for pid in pids:
                 self.calls.pop(pid, None)
                 bridge.detach(pid)
 
         def done(ok: bool, results: tuple[Any, ...]) -> None:
-            release()
             if not finished.done():
                 finished.set_result((ok, results))
 
         try:
-            task = vm.call(fn, tuple(vm.to_lua(_restore(a)) for a in args) if args else (), token, done)
+            task = vm.call(fn, tuple(vm.to_lua(_restore(a)) for a in args) if args else (), token, done, release)
             task.lazy_pid = token
             for key, value in (fields or {}).items():
                 task[key] = value
@@ -318,7 +319,10 @@ class ProcessRuntime:
 
     def call_pid(self, token: int) -> str:
         """A pid for the running function call ``token``, made when its code first needs one."""
-        host_id, bridge, pids = self._lazy[token]
+        found = self._lazy.get(token)
+        if found is None:
+            raise ProcessError("this code belongs to a function call that has returned; it has no pid any more")
+        host_id, bridge, pids = found
         pid = self._new_pid(host_id)
         self.calls[pid] = bridge
         pids.append(pid)

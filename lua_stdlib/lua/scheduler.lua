@@ -10,9 +10,9 @@
 -- Loaded once per VM with the raw (unsandboxed) globals and the host's thread registry
 -- (register(ptr), unregister(ptr)) and its completion callback for host calls (done(token, ok,
 -- ...): a task whose `done` is a number reports through it, so no Python callable is made per
--- call); returns the scheduler table `S`.
+-- call; released(token) once the call's coroutines have ended too); returns the scheduler table `S`.
 
-local host_register, host_unregister, host_done = ...
+local host_register, host_unregister, host_done, host_released = ...
 local raw_create, raw_resume, raw_yield, raw_status, raw_close =
     coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close
 local sethook, traceback, clock = debug.sethook, debug.traceback, os.clock
@@ -138,7 +138,18 @@ end
 local function finish(co, task)
     tasks[co] = nil
     release_threads(task)
-    if task.parent and task.parent.children then task.parent.children[co] = nil end
+    local parent = task.parent
+    if parent ~= nil then
+        if parent.children then
+            parent.children[co] = nil
+        elseif parent.orphans then -- the last coroutine of a host call that has returned
+            parent.orphans = parent.orphans - 1
+            if parent.orphans == 0 then
+                parent.orphans = nil
+                host_released(parent.done)
+            end
+        end
+    end
     if task.children then
         for child in pairs(task.children) do S.kill(child) end
     end
@@ -149,7 +160,8 @@ end
 -- coroutines that are kept when a call ends and reused for the next, which saves creating,
 -- hooking and registering a coroutine (and collecting it) per call. A worker runs its function
 -- under xpcall and yields POOL_DONE with the results instead of dying; `run` treats that as the
--- end of the task. A killed worker is closed, never reused.
+-- end of the task. A killed worker is closed, never reused. Unlike a process's, a call's
+-- coroutines (coroutine.spawn) are not stopped when its function returns.
 local POOL_DONE = setmetatable({}, { __name = "wippy.pool_done" })
 local pool, pool_n = {}, 0
 local pooled_ptr = {} -- worker -> its registered thread pointer, while it lives
@@ -199,6 +211,17 @@ end
 
 local function pooled_done(co, task, r)
     task.threads[co] = nil -- the worker stays registered for its next task
+    -- a host call ends when its function returns; coroutines it started run on (an HTTP handler's
+    -- background work outlives the response), still able to see the call's task as their parent,
+    -- and the call is released when the last of them ends
+    local kids, live = task.children, 0
+    task.children = nil
+    if kids then
+        for child in pairs(kids) do
+            if tasks[child] ~= nil then live = live + 1 end
+        end
+    end
+    if live > 0 then task.orphans = live end
     finish(co, task)
     if task.done then
         local ok, err
@@ -210,6 +233,7 @@ local function pooled_done(co, task, r)
         end
         if not ok then S.callback_errors = (S.callback_errors or 0) + 1; S.last_callback_error = err end
     end
+    if task.orphans == nil and type(task.done) == "number" then host_released(task.done) end
     if pool_n < S.pool_max then
         pool_n = pool_n + 1
         pool[pool_n] = co

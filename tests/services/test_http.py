@@ -528,3 +528,26 @@ async def test_two_endpoints_claiming_one_route_are_refused_at_apply(http: Http)
     await http.apply(endpoint("echo.put", "PUT", "/echo/{other}", "app:echo"))
     body = (await http.request("PUT", "/api/echo/5"))[1]
     assert body["params"] == {"other": "5"} and "id" not in body
+
+
+async def test_coroutines_a_handler_starts_run_on_after_the_response(http: Http) -> None:
+    await http.app.apply(lua("app:collector", """return { main = function()
+        process.registry.register("collector")
+        local m = process.inbox():receive()
+        return m:payload():data()
+    end }"""))
+    collector = http.app.spawn("app:collector")
+    await http.apply(handler("bg", """
+        local res = http.response()
+        coroutine.spawn(function()
+            time.sleep("100ms")  -- the response has gone by now
+            local err = res:write("late")
+            process.send("collector", "done", {late_write = tostring(err)})
+        end)
+        res:set_status(202)
+        res:write("accepted")
+    """, ("http", "time")), endpoint("bg.ep", "POST", "/bg", "app:bg"))
+    status, body, _ = await http.request("POST", "/api/bg")
+    assert (status, body) == (202, b"accepted")
+    value, error = await asyncio.wait_for(http.app.processes.wait(collector), 10)
+    assert error is None and "already sent" in value["late_write"]
