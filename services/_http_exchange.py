@@ -20,7 +20,7 @@ from multidict import CIMultiDict
 from wippy.core import WippyError
 
 from . import _http_keys as keys
-from ._http_middleware import before_prepare
+from ._http_mw_web import before_prepare
 
 _MULTIPART_MEMORY = 32 * 1024 * 1024
 

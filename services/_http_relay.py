@@ -29,7 +29,7 @@ from aiohttp import WSMsgType, web
 from wippy.core import WippyError, parse_go_duration
 
 from ._http_exchange import Exchange
-from ._http_middleware import before_prepare, origin_allowed, same_origin
+from ._http_mw_web import before_prepare, origin_allowed, same_origin
 
 log = logging.getLogger("wippy.http.relay")
 
