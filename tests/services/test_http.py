@@ -551,3 +551,52 @@ async def test_coroutines_a_handler_starts_run_on_after_the_response(http: Http)
     assert (status, body) == (202, b"accepted")
     value, error = await asyncio.wait_for(http.app.processes.wait(collector), 10)
     assert error is None and "already sent" in value["late_write"]
+
+
+def _issue(name: str, key: Any, issuer: Any, issuer_key: Any, *, ca: bool = False) -> Any:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer or subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+async def test_mutual_tls_requires_a_client_certificate_from_the_ca(http: Http, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def pem_key(k: Any) -> bytes:
+        return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                               serialization.NoEncryption())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _issue("test ca", ca_key, None, None, ca=True)
+    files = {}
+    for who in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _issue(who, key, ca.subject, ca_key)
+        files[who] = (tmp_path / f"{who}.pem", tmp_path / f"{who}.key")
+        files[who][0].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files[who][1].write_bytes(pem_key(key))
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    await http.apply(Entry("app:gateway", "http.service", {}, {
+        "addr": "127.0.0.1:0", "lifecycle": {"auto_start": True},
+        "tls": {"mode": "manual", "cert": str(files["server"][0]), "key": str(files["server"][1]),
+                "client_ca": str(ca_file), "client_auth": "require_and_verify"}}))
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    ctx.check_hostname = False
+    with pytest.raises(aiohttp.ClientError):  # no client certificate: the handshake fails
+        async with http.session.get(http.url("/api/hello", scheme="https"), ssl=ctx) as resp:
+            await resp.read()
+    ctx.load_cert_chain(str(files["client"][0]), str(files["client"][1]))
+    async with http.session.get(http.url("/api/hello", scheme="https"), ssl=ctx) as resp:
+        assert resp.status == 200
