@@ -10,7 +10,8 @@ text frame ``{"topic": ..., "data": ...}`` (an SSE event named by the topic). ``
 closes the connection, ``ws.control {target_pid, message_topic}`` moves it to another process.
 The relay monitors its target: when the target exits, the connection closes (SSE clients get a
 ``done`` event first). Every message either way is a record on the ``proc`` stream. Processes
-may monitor the client pid (EXIT when the connection closes). A browser's connection from
+may monitor the client pid (EXIT when the connection closes) and link to it (a linked process
+that fails closes the connection). A browser's connection from
 another origin needs the relay middleware's ``allowed.origins`` option on the router.
 """
 
@@ -75,6 +76,8 @@ class _Endpoint:
         self.started = time.monotonic()
         #: processes monitoring this connection's pid (they get EXIT when it closes)
         self.watchers: set[str] = set()
+        #: processes linked to it (one that fails closes the connection)
+        self.links: set[str] = set()
 
     # -- what the process runtime calls ----------------------------------------------------------
     def deliver(self, _to: str, topic: str, _sender: str | None, args: list[Any]) -> str:
@@ -96,6 +99,9 @@ class _Endpoint:
     def event(self, _to: str, event: dict[str, Any]) -> bool:
         if event.get("kind") == "pid.exit" and event.get("from") == self.target:
             self.close_reason = "the target process exited"
+            self.closed.set()
+        elif event.get("kind") == "pid.link.down":
+            self.close_reason = f"linked process {event.get('from')} failed"
             self.closed.set()
         return True
 

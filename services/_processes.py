@@ -348,7 +348,8 @@ class ProcessRuntime:
     def open_endpoint(self, host_id: str, endpoint: Any) -> str:
         """A pid for a connection the node relays (WebSocket, SSE): messages and signals to it go
         to ``endpoint.deliver(to, topic, sender, args)`` / ``endpoint.event(to, event)``. Processes
-        may monitor it (``endpoint.watchers``, a set): they get EXIT when it closes."""
+        may monitor it (``endpoint.watchers``, a set: EXIT when it closes) and link to it
+        (``endpoint.links``: a linked process that fails sends it LINK_DOWN; its close is normal)."""
         pid = self._new_pid(host_id)
         self.calls[pid] = endpoint
         return pid
@@ -359,6 +360,11 @@ class ProcessRuntime:
         endpoint = self.calls.pop(pid, None)
         for watcher in sorted(getattr(endpoint, "watchers", ())):
             self._signal(watcher, pid, "exit", result={"value": reason})
+        for peer in sorted(getattr(endpoint, "links", ())):  # a normal end: links just go
+            if self._is_local(peer):
+                self._unlink_local(peer, pid)
+            else:
+                self._signal(peer, pid, "unlink")
 
     async def drop_host(self, host_id: str) -> None:
         """Close the Lua host of an http.service that is gone (its calls end)."""
@@ -562,7 +568,13 @@ class ProcessRuntime:
             bridge.event(to, {"kind": "pid.exit", "from": sender, "at": at, "result": result})
         elif signal == "link_down":
             proc = self.procs.get(to)
-            if proc is None or sender not in proc.links:  # unlinked meanwhile, or not a process
+            if proc is None:
+                links = getattr(bridge, "links", None)  # a relayed connection: it closes
+                if links is not None and sender in links:
+                    links.discard(sender)
+                    bridge.event(to, {"kind": "pid.link.down", "from": sender, "at": at, "result": result})
+                return
+            if sender not in proc.links:  # unlinked meanwhile
                 return
             proc.links = _without(proc.links, sender)
             if bridge.traps_links(to):
@@ -635,6 +647,10 @@ class ProcessRuntime:
     def _link_remote(self, peer: str, pid: str) -> None:
         """``pid`` (local) learns it is linked to ``peer``; a dead ``pid`` answers with LINK_DOWN."""
         proc = self.procs.get(pid)
+        links = getattr(self.calls.get(pid), "links", None) if proc is None else None
+        if links is not None:  # a relayed connection
+            links.add(peer)
+            return
         if proc is None:
             self._signal(peer, pid, "link_down", result={"error": "no such process"})
             return
@@ -656,6 +672,8 @@ class ProcessRuntime:
         proc = self.procs.get(pid)
         if proc is not None:
             proc.links = _without(proc.links, peer)
+        else:
+            getattr(self.calls.get(pid), "links", set()).discard(peer)
 
     # -- names ---------------------------------------------------------------------------------------
     def register(self, sender: str, name: str, pid: str) -> None:

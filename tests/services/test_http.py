@@ -600,3 +600,40 @@ async def test_mutual_tls_requires_a_client_certificate_from_the_ca(http: Http, 
     ctx.load_cert_chain(str(files["client"][0]), str(files["client"][1]))
     async with http.session.get(http.url("/api/hello", scheme="https"), ssl=ctx) as resp:
         assert resp.status == 200
+
+
+LINKER = lua("app:linker", """return { main = function()
+    local inbox = process.inbox()
+    while true do
+        local m = inbox:receive()
+        local topic, data = m:topic(), m:payload():data()
+        if topic == "ws.join" then
+            process.link(data.client_pid)
+            process.send(data.client_pid, "ready", true)
+        elseif topic == "ws.message" and data == "die" then
+            error("the linked process fails")
+        elseif topic == "ws.leave" then
+            return "still here after the client left"
+        end
+    end
+end }""")
+
+
+async def test_a_linked_process_that_fails_closes_the_relay_and_a_normal_close_is_no_failure(http: Http) -> None:
+    await http.app.apply(LINKER)
+    await http.apply(handler("wsl", """
+        local pid = process.spawn("app:linker", "app:procs")
+        http.response():set_header("X-WS-Relay", json.encode({target_pid = pid}))
+    """, ("http", "json")), endpoint("wsl.ep", "GET", "/wsl", "app:wsl"))
+    async with http.session.ws_connect(http.url("/api/wsl")) as ws:
+        assert await asyncio.wait_for(ws.receive_json(), 10) == {"topic": "ready", "data": True}
+        await ws.send_str("die")
+        msg = await asyncio.wait_for(ws.receive(), 10)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    before = set(http.app.processes.procs)
+    async with http.session.ws_connect(http.url("/api/wsl")) as ws:
+        assert await asyncio.wait_for(ws.receive_json(), 10) == {"topic": "ready", "data": True}
+        linker = next(iter(set(http.app.processes.procs) - before))
+        await ws.close()
+    value, error = await asyncio.wait_for(http.app.processes.wait(linker), 10)
+    assert (value, error) == ("still here after the client left", None)  # not killed by the link
