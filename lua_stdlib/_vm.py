@@ -126,7 +126,7 @@ class LuaVM:
         self._asyncify = self._helpers.asyncify
         self._wake = self.S.wake
         self._spawn = self.S.spawn
-        self._spawn_pooled = self.S.spawn_pooled
+        self._spawn_call = self.S.spawn_call
         self._run = self.S.run
         self.tostring = g.tostring
         self._pump_scheduled = False
@@ -205,15 +205,16 @@ class LuaVM:
             except Exception:
                 log.exception("%s: a call's release handler failed", self.label)
 
-    def call(self, fn: Any, args: tuple[Any, ...], token: int, done: TaskDone,
-             released: Callable[[], None]) -> Any:
+    def call(self, fn: Any, args: tuple[Any, ...], token: int, *, done: TaskDone,
+             released: Callable[[], None], data: Any = None) -> Any:
         """Run ``fn(*args)`` as a task on a pooled worker coroutine (a short host call); ``token``
-        (unique per VM while the call runs) names it to the scheduler. ``done(ok, results)`` when
-        the function returns, ``released()`` once the coroutines it started have ended too (at
-        once if it started none). Returns the task."""
+        (unique per VM while the call runs) names it to the scheduler and to the process side (the
+        call's pid). ``done(ok, results)`` when the function returns, ``released()`` once the
+        coroutines it started have ended too (at once if it started none). ``data`` rides on the
+        task (``task.call_data``: the HTTP request of a handler). Returns the task."""
         self._call_done[token] = done
         self._call_released[token] = released
-        _co, task = self._spawn_pooled(fn, token, None, *args)
+        task = self._spawn_call(fn, token, data, *args)
         self.schedule_pump()
         return task
 

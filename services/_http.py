@@ -232,7 +232,7 @@ class _Server:
         owner = self.owner
         owner.in_flight += 1
         try:
-            ok, results, _pid = await processes.call(route.func, spec.id, [], security=security, fields={"http": x},
+            ok, results, _pid = await processes.call(route.func, spec.id, [], security=security, data=x,
                                                      timeout=spec.write_timeout)
         except TimeoutError:
             log.error("http handler timed out", extra={"fields": {

@@ -261,7 +261,7 @@ class ProcessRuntime:
         return pid
 
     async def call(self, entry_id: str, host_id: str, args: list[Any], *, context: Any = None,
-                   security: Any = None, fields: dict[str, Any] | None = None, timeout: float | None = None,
+                   security: Any = None, data: Any = None, timeout: float | None = None,
                    ) -> tuple[bool, tuple[Any, ...], str | None]:
         """Run a function.lua entry outside any process, as an HTTP handler is run.
 
@@ -269,8 +269,8 @@ class ProcessRuntime:
         listen``: request/reply with processes). Coroutines it starts run on after it returns (an
         HTTP handler's background work); the pid lives until the last of them ends, and messages
         to it after that are dead letters.
-        A call is not a process: no spawn or exit records. ``fields`` are set on the call's task
-        (the HTTP server puts the request there). Past ``timeout`` seconds the call is stopped and
+        A call is not a process: no spawn or exit records. ``data`` rides on the call's task (the
+        HTTP server puts the request there; see LuaVM.call). Past ``timeout`` seconds the call is stopped and
         TimeoutError raised. Returns (ok, Lua results, the pid or None if it never needed one)."""
         host, fn = self._callable(entry_id, host_id)
         bridge = host.process
@@ -292,10 +292,8 @@ class ProcessRuntime:
                 finished.set_result((ok, results))
 
         try:
-            task = vm.call(fn, tuple(vm.to_lua(_restore(a)) for a in args) if args else (), token, done, release)
-            task.lazy_pid = token
-            for key, value in (fields or {}).items():
-                task[key] = value
+            task = vm.call(fn, tuple(vm.to_lua(_restore(a)) for a in args) if args else (), token, done=done,
+                           released=release, data=data)
             if context is not None or security is not None:
                 bridge.setup(task, _restore(context), _restore(security))
         except LuaMemoryError as exc:

@@ -36,12 +36,12 @@ M.ERROR = {
     STREAM_ERROR = "STREAM_ERROR",
 }
 
--- the exchange of the handler call this code runs in (the server puts it on the call's task;
+-- the exchange of the handler call this code runs in (the server attaches it to the call's task;
 -- coroutines the handler started find it on their parent)
 local function exchange()
     local t = S.running
     while t ~= nil do
-        local x = t.http
+        local x = t.call_data
         if x ~= nil then return x end
         t = t.parent
     end

@@ -209,6 +209,16 @@ function S.spawn_pooled(fn, done, parent, ...)
     return co, task
 end
 
+--- A host call (vm.call): a pooled task that reports by `token`, gets its pid through the token
+--- when its code first asks (lazy_pid), and carries what the host attached to it (`data`: the HTTP
+--- request of a handler).
+function S.spawn_call(fn, token, data, ...)
+    local _co, task = S.spawn_pooled(fn, token, nil, ...)
+    task.lazy_pid = token
+    task.call_data = data
+    return task
+end
+
 local function pooled_done(co, task, r)
     task.threads[co] = nil -- the worker stays registered for its next task
     -- a host call ends when its function returns; coroutines it started run on (an HTTP handler's
