@@ -637,3 +637,32 @@ async def test_a_linked_process_that_fails_closes_the_relay_and_a_normal_close_i
         await ws.close()
     value, error = await asyncio.wait_for(http.app.processes.wait(linker), 10)
     assert (value, error) == ("still here after the client left", None)  # not killed by the link
+
+
+async def test_streamed_request_bodies_cookies_and_request_details(http: Http) -> None:
+    await http.apply(handler("upload_stream", """
+        local req, res = http.request(), http.response()
+        local s, err = req:stream()
+        if err then return nil, err end
+        local chunks, total = 0, 0
+        while true do
+            local chunk = s:read(4096)
+            if chunk == nil then break end
+            chunks = chunks + 1
+            total = total + #chunk
+        end
+        s:close()
+        res:set_cookie({name = "seen", value = tostring(total), path = "/", http_only = true})
+        res:write_json({total = total, chunks = chunks, length = req:content_length(), host = req:host(),
+                        remote = req:remote_addr(), cookie = req:cookie("session"),
+                        agent = req:headers()["X-Agent"], has_body = req:has_body()})
+    """), endpoint("us.ep", "POST", "/stream", "app:upload_stream"))
+    data = bytes(range(256)) * 100  # 25,600 binary bytes
+    async with http.session.post(http.url("/api/stream"), data=data,
+                                 headers={"Cookie": "session=abc", "X-Agent": "tests"}) as resp:
+        assert resp.status == 200
+        body = await resp.json()
+        assert resp.cookies["seen"].value == "25600" and resp.cookies["seen"]["httponly"]
+    assert body["total"] == 25600 and body["chunks"] >= 1 and body["length"] == 25600
+    assert body["cookie"] == "abc" and body["agent"] == "tests" and body["has_body"] is True
+    assert body["host"].startswith("127.0.0.1:") and body["remote"].startswith("127.0.0.1:")
