@@ -130,7 +130,7 @@ def _raw(port: int) -> list[str]:
     return [sys.executable, str(HERE / "raw_http.py"), str(port)]
 
 
-def _alternate(ports: dict[str, int], rounds: int = 3) -> dict[str, list[dict[str, Any]]]:
+def _alternate(ports: dict[str, int], rounds: int = 5) -> dict[str, list[dict[str, Any]]]:
     """Load each server in turn, ``rounds`` times: the machine's speed drifts over a minute, so
     each ratio is taken between neighbouring runs and the median reported."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ports}
@@ -154,7 +154,7 @@ def test_endpoint_against_raw_aiohttp(tmp_path: Path, nats_url: str, namespace: 
     ratios = [o["rps"] / r["rps"] for o, r in zip(runs["ours"], runs["raw"], strict=True)]
     costs = [1 - lg["rps"] / o["rps"] for lg, o in zip(runs["logged"], runs["ours"], strict=True)]
     ours, raw = runs["ours"], runs["raw"]
-    report("http function.lua endpoint vs raw aiohttp (1 worker each, 3 alternating rounds)",
+    report("http function.lua endpoint vs raw aiohttp (1 worker each, 5 alternating rounds)",
            ours_rps=[o["rps"] for o in ours], raw_rps=[r["rps"] for r in raw],
            ratio_median=f"{_median(ratios):.0%}", ratios=[f"{x:.0%}" for x in ratios],
            ours_p50_ms=_median([o["p50_ms"] for o in ours]), ours_p99_ms=_median([o["p99_ms"] for o in ours]),
