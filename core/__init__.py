@@ -51,6 +51,11 @@ from ._errors import RecordError as RecordError
 from ._errors import WippyError as WippyError
 from ._errors import error_from_json as error_from_json
 from ._errors import error_to_json as error_to_json
+from ._events import EVENT as EVENT_RECORD
+from ._events import PatternError as EventPatternError
+from ._events import compile_pattern as compile_event_pattern
+from ._events import event_body as event_body
+from ._events import matches as event_matches
 from ._expr import ExprError as ExprError
 from ._expr import ExprEvalError as ExprEvalError
 from ._expr import Program as ExprProgram
@@ -121,6 +126,7 @@ __all__ = [
     "CONTRACT_BINDING_KIND",
     "CONTRACT_DEFINITION_KIND",
     "ENV_STORAGE_KINDS",
+    "EVENT_RECORD",
     "HTTP_DEFAULT_MAX_BODY",
     "KNOWN_KINDS",
     "MAX_DURATION",
@@ -143,6 +149,7 @@ __all__ = [
     "Entry",
     "EnvLookup",
     "EnvVariable",
+    "EventPatternError",
     "EventStore",
     "ExprError",
     "ExprEvalError",
@@ -188,6 +195,7 @@ __all__ = [
     "apply_ops",
     "bound_contracts",
     "canonical_json",
+    "compile_event_pattern",
     "compile_expr",
     "compile_re2",
     "diff_states",
@@ -200,6 +208,8 @@ __all__ = [
     "error_to_json",
     "evaluate_expr",
     "evaluate_policies",
+    "event_body",
+    "event_matches",
     "find_nats_server",
     "format_go_duration",
     "go_quote",

@@ -6,7 +6,7 @@ so several apps can share one NATS server without seeing each other's records::
     stream WIPPY_REGISTRY   wippy.registry.commit   one record per applied changeset
                             wippy.registry.chunk    parts of a changeset too big for one message
     stream WIPPY_PROC       wippy.proc.<node>[.log] process deliveries [lifecycle], pid in the body
-    stream WIPPY_EVENTS     wippy.events.<system>   the event bus
+    stream WIPPY_EVENTS     wippy.events.<node>     the event bus (events sent on that node)
     stream WIPPY_AUDIT      wippy.audit.<kind>      security decisions worth keeping (denied changes)
     stream WIPPY_HTTP       wippy.http.<node>       the HTTP access log (services that turn it on)
     (no stream)             wippy.admin.<node>.<verb>   requests to a running node
@@ -97,8 +97,9 @@ class Subjects:
         """The lifecycle records of ``node``'s processes (spawned, exited, links, names, services)."""
         return f"{self.namespace}.proc.{_check_token(node, 'node id')}.log"
 
-    def events(self, system: str) -> str:
-        return f"{self.namespace}.events.{_check_token(system, 'event system')}"
+    def events(self, node: str) -> str:
+        """The events sent on ``node`` (system, kind and path are in the record)."""
+        return f"{self.namespace}.events.{_check_token(node, 'node id')}"
 
     def audit(self, kind: str) -> str:
         return f"{self.namespace}.audit.{_check_token(kind, 'audit kind')}"

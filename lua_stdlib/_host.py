@@ -99,6 +99,8 @@ class HostContext:
     mailbox_limit: int = 10_000
     #: the node's supervisor (services.Supervisor), for `system.supervisor`
     supervisor: Any = None
+    #: the node's event bus (services.EventBus), for `events`
+    events: Any = None
 
 
 class LuaHost:

@@ -57,7 +57,9 @@ _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in data else None
+    # a literal block only for plain multi-line text: other line breaks (\x85, \u2028, \r) and
+    # control characters do not survive one, so such strings go double-quoted
+    style = "|" if "\n" in data and all(c in "\n\t" or c.isprintable() for c in data) else None
     # yaml-rs (our reader) drops underscores from numerals ("_0" reads as 0): quote such strings
     if style is None and "_" in data:
         tag = dumper.resolve(yaml.ScalarNode, data.replace("_", ""), (True, False))  # type: ignore[no-untyped-call]

@@ -32,6 +32,7 @@ from wippy.projections import AuditProjection, ProcProjection, ProjectionDB, Pro
 
 from ._admin import AdminServer
 from ._env import EnvService
+from ._events import EventBus
 from ._http import HttpServers
 from ._http_middleware import MiddlewareDeps
 from ._processes import ProcessRuntime
@@ -168,11 +169,15 @@ class Node(Runtime):
         self.supervisor: Supervisor | None = None
         #: the node's HTTP servers (started by `start_services`, rebuilt on registry versions)
         self.http: HttpServers | None = None
+        #: the node's event bus (`events` in Lua)
+        self.events: EventBus | None = None
 
     async def open(self) -> Self:
         await super().open()
         try:
             self.telemetry = Telemetry(self.settings.telemetry)
+            self.events = EventBus(node=self.node, store=self.store)
+            await self.events.start()
             self.processes = ProcessRuntime(node=self.node, store=self.store, registry=self.registry,
                                             host_factory=self.make_host)
             await self.processes.start()
@@ -207,7 +212,7 @@ class Node(Runtime):
                                    strict=self.settings.security_strict, stores=self.stores,
                                    audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
                                    telemetry=self.telemetry, processes=self.processes,
-                                   supervisor=self.supervisor))
+                                   supervisor=self.supervisor, events=self.events))
 
     async def start_services(self) -> list[str]:
         """Start the auto_start hosts and services, then the auto_start HTTP servers."""
@@ -222,6 +227,7 @@ class Node(Runtime):
         processes, self.processes = self.processes, None
         supervisor, self.supervisor = self.supervisor, None
         http, self.http = self.http, None
+        events, self.events = self.events, None
         try:
             if http is not None:  # no new requests; running ones finish before their code goes away
                 await http.aclose()
@@ -229,6 +235,8 @@ class Node(Runtime):
                 await supervisor.aclose()
             if processes is not None:
                 await processes.aclose()
+            if events is not None:
+                await events.aclose()
             if admin is not None:
                 await admin.aclose()
         finally:

@@ -1,0 +1,159 @@
+"""The event bus of a node: `events.send` appends a record, subscriptions follow the stream.
+
+Every event is an ``events.event`` record on the ``events`` stream (subject per sending node), so
+events cross nodes and stay on the log. The node follows the whole stream from where it started
+with one ordered push consumer and hands each event to its matching subscriptions. Each
+subscription has a queue of its own: a subscriber that does not keep up never holds up the others
+or the node; past ``capacity`` unread events it loses the newest ones, and counts them (``dropped``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any
+
+from wippy.core import (
+    EVENT_RECORD,
+    EventStore,
+    Pipeline,
+    Record,
+    RecordError,
+    Subscription,
+    WippyError,
+    compile_event_pattern,
+    event_body,
+)
+
+log = logging.getLogger("wippy.events")
+
+#: unread events one subscription may hold before it drops new ones
+DEFAULT_CAPACITY = 10_000
+
+
+class EventError(WippyError):
+    """An event that cannot be sent as given."""
+
+    kind = "INVALID"
+
+
+class EventSubscription:
+    """The events matching one (system, kind) pattern pair, for one subscriber."""
+
+    def __init__(self, bus: EventBus, system: str, kind: str | None, capacity: int) -> None:
+        self.bus = bus
+        self.system = system
+        self.kind = kind
+        self._system = compile_event_pattern(system)
+        self._kind = compile_event_pattern(kind) if kind else None
+        self.capacity = capacity
+        self.queue: collections.deque[dict[str, Any]] = collections.deque()
+        self.dropped = 0
+        self.closed = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def offer(self, event: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        if self._system.fullmatch("." + event["system"]) is None:
+            return
+        if self._kind is not None and self._kind.fullmatch("." + event["kind"]) is None:
+            return
+        if len(self.queue) >= self.capacity:
+            if self.dropped == 0:
+                log.warning("an event subscription fell %d events behind; new events are dropped until it "
+                            "catches up", self.capacity, extra={"fields": {"system": self.system}})
+            self.dropped += 1
+            return
+        self.queue.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next_batch(self) -> list[dict[str, Any]] | None:
+        """Every event waiting now (waits for one); None once the subscription is closed."""
+        while not self.queue:
+            if self.closed:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        batch = list(self.queue)
+        self.queue.clear()
+        return batch
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.bus.subscriptions.discard(self)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class EventBus:
+    """Send and subscribe on one node. Use from the node's event loop."""
+
+    def __init__(self, *, node: str, store: EventStore) -> None:
+        self.node = node
+        self.store = store
+        self.subscriptions: set[EventSubscription] = set()
+        self._subject = store.subjects.events(node)
+        self._publisher = Pipeline(store, store.subjects.events_stream)
+        self._feed: Subscription | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        """Follow the stream from its current end; events sent from now on reach subscribers."""
+        stream = self.store.subjects.events_stream
+        head = await self.store.last_seq(stream)
+        await self._publisher.start(head)
+        self._feed = await self.store.subscribe_raw(stream, head + 1, self._on_raw)
+
+    def send(self, system: str, kind: str, path: str, data: Any, *, actor: str | None = None) -> None:
+        """Append an event (pipelined: ``flush`` waits for the log to hold it)."""
+        for name, value in (("system", system), ("kind", kind), ("path", path)):
+            if not isinstance(value, str) or not value:
+                raise EventError(f"events.send: {name} must be a non-empty string")
+        if self._closed:
+            raise EventError("events.send: the node is stopping")
+        record = Record(type=EVENT_RECORD, body=event_body(system, kind, path, data), node=self.node, actor=actor)
+        self._publisher.emit(self._subject, record.encode())
+
+    def subscribe(self, system: str, kind: str | None = None, *, capacity: int = DEFAULT_CAPACITY
+                  ) -> EventSubscription:
+        """Events whose system (and kind) match the patterns, from now on."""
+        sub = EventSubscription(self, system, kind, capacity)
+        self.subscriptions.add(sub)
+        return sub
+
+    def _on_raw(self, seq: int, data: bytes, _pending: int) -> None:
+        if not self.subscriptions:
+            return
+        try:
+            record = Record.decode(data)
+        except RecordError as exc:
+            log.error("event record %d skipped: %s", seq, exc)
+            return
+        if record.type != EVENT_RECORD:
+            return
+        event = dict(record.body)
+        event["seq"] = seq
+        event["at"] = record.at
+        for sub in list(self.subscriptions):
+            sub.offer(event)
+
+    async def flush(self) -> None:
+        await self._publisher.flush()
+
+    async def aclose(self) -> None:
+        """Stop sending and following; open subscriptions end. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for sub in list(self.subscriptions):
+            sub.close()
+        await self._publisher.aclose()
+        if self._feed is not None:
+            await self._feed.stop()

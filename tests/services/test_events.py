@@ -1,0 +1,157 @@
+"""The event bus end to end: `events.send` / `events.subscribe` from Lua processes on real nodes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wippy.core import EVENT_RECORD, EventPatternError, compile_event_pattern, event_matches
+from wippy.services import Node, RuntimeSettings, StateDir
+
+from .conftest import ProcNode, lua
+
+LISTENER = lua("app:listener", """return { main = function(system, kind, n)
+    local events = require("events")
+    local sub, err = events.subscribe(system, kind)
+    if err then return { err = tostring(err), kind = err:kind() } end
+    process.send("tester", "ready", true)
+    local got = {}
+    local ch = sub:channel()
+    for i = 1, n do
+        local ev = ch:receive()
+        got[i] = ev.system .. "/" .. ev.kind .. "@" .. ev.path .. "=" .. tostring(ev.data and ev.data.n)
+    end
+    sub:close()
+    return got
+end }""", modules=["events"])
+
+SENDER = lua("app:sender", """return { main = function(list)
+    local events = require("events")
+    for _, e in ipairs(list) do
+        local ok, err = events.send(e[1], e[2], e[3], { n = e[4] })
+        if not ok then return tostring(err) end
+    end
+    return "sent"
+end }""", modules=["events"])
+
+TESTER = lua("app:tester", """return { main = function(n)
+    process.registry.register("tester")
+    local inbox = process.inbox()
+    for i = 1, n do inbox:receive() end
+    return "all ready"
+end }""")
+
+
+async def test_subscribers_get_the_events_their_patterns_match(proc_node: ProcNode) -> None:
+    app = proc_node
+    await app.apply(LISTENER, SENDER, TESTER)
+    tester = app.processes.wait(app.spawn("app:tester", 3))
+    users = app.spawn("app:listener", "users", None, 2)
+    created = app.spawn("app:listener", "users", "user.(created|deleted)", 2)
+    everything = app.spawn("app:listener", "**", None, 4)
+    waits = {pid: app.processes.wait(pid) for pid in (users, created, everything)}
+    assert (await asyncio.wait_for(tester, 20))[0] == "all ready"
+    value, error = await app.run("app:sender", [["users", "user.created", "/users/1", 1],
+                                                ["orders", "order.placed", "/orders/9", 2],
+                                                ["users", "user.updated", "/users/1", 3],
+                                                ["users", "user.deleted", "/users/1", 4]])
+    assert (value, error) == ("sent", None)
+    got = {pid: await asyncio.wait_for(w, 20) for pid, w in waits.items()}
+    assert got[users] == (["users/user.created@/users/1=1", "users/user.updated@/users/1=3"], None)
+    assert got[created] == (["users/user.created@/users/1=1", "users/user.deleted@/users/1=4"], None)
+    assert got[everything][0] == ["users/user.created@/users/1=1", "orders/order.placed@/orders/9=2",
+                                  "users/user.updated@/users/1=3", "users/user.deleted@/users/1=4"]
+    records = [r for _s, r in await app.node.store.read(app.node.store.subjects.events_stream)]
+    assert [r.body["kind"] for r in records if r.type == EVENT_RECORD][-4:] == [
+        "user.created", "order.placed", "user.updated", "user.deleted"]
+
+
+async def test_bad_input_is_invalid(proc_node: ProcNode) -> None:
+    app = proc_node
+    await app.apply(LISTENER, lua("app:bad_send", """return { main = function()
+        local events = require("events")
+        local out = {}
+        for i, args in ipairs({ {"", "k", "/p"}, {"s", nil, "/p"}, {"s", "k", 5} }) do
+            local ok, err = events.send(args[1], args[2], args[3])
+            out[i] = err:kind() .. ": " .. tostring(err)
+        end
+        return out
+    end }""", modules=["events"]))
+    value, error = await app.run("app:listener", "a..b", None, 1)
+    assert error is None and value["kind"] == "INVALID" and "empty segment" in value["err"]
+    value, error = await app.run("app:bad_send")
+    assert error is None and all(v.startswith("INVALID") for v in value), value
+    assert "system" in value[0] and "kind" in value[1] and "path" in value[2]
+
+
+async def test_events_cross_nodes(proc_node: ProcNode, nats_url: str, namespace: str, tmp_path: Path) -> None:
+    app = proc_node
+    await app.apply(LISTENER, SENDER, TESTER)
+    tester = app.processes.wait(app.spawn("app:tester", 1))
+    listener = app.processes.wait(app.spawn("app:listener", "chat", None, 1))
+    assert (await asyncio.wait_for(tester, 20))[0] == "all ready"
+    settings = RuntimeSettings(state_dir=tmp_path / "state2", nats_url=nats_url, namespace=namespace, node="n2")
+    state = StateDir(settings.state_dir)
+    assert state.try_own()
+    try:
+        async with Node(settings, state) as other:
+            assert other.processes is not None
+            # the second node shares the first one's registry (its hosts and code included)
+            pid = other.processes.spawn(None, "app:sender", "app:procs", {}, [[["chat", "message.sent", "/r", 7]]])
+            assert await asyncio.wait_for(other.processes.wait(pid), 20) == ("sent", None)
+            assert other.events is not None
+            await other.events.flush()
+    finally:
+        state.release()
+    assert await asyncio.wait_for(listener, 20) == (["chat/message.sent@/r=7"], None)
+
+
+async def test_a_slow_subscriber_does_not_hold_up_the_others(proc_node: ProcNode) -> None:
+    bus = proc_node.node.events
+    assert bus is not None
+    slow = bus.subscribe("load", capacity=5)
+    fast = bus.subscribe("(load|other)")
+    for i in range(50):
+        bus.send("load", "tick", "/", i)
+    await bus.flush()
+    got: list[int] = []
+    while len(got) < 50:
+        batch = await asyncio.wait_for(fast.next_batch(), 10)
+        assert batch is not None
+        got.extend(e["data"] for e in batch)
+    assert got == list(range(50))
+    assert len(slow.queue) == 5 and slow.dropped == 45
+    slow.close()
+    fast.close()
+    assert await slow.next_batch() == [] or slow.closed
+
+
+@given(st.lists(st.sampled_from(["a", "b", "*", "**", "(a|b)", "c*"]), min_size=1, max_size=5),
+       st.lists(st.sampled_from(["a", "b", "c", "cd"]), min_size=1, max_size=5))
+def test_patterns_match_like_segment_globs(pattern: list[str], name: list[str]) -> None:
+    expected = _reference(pattern, name)
+    assert event_matches(".".join(pattern), ".".join(name)) is expected
+
+
+def _reference(pattern: list[str], name: list[str]) -> bool:
+    if not pattern:
+        return not name
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return any(_reference(rest, name[i:]) for i in range(len(name) + 1))
+    if not name:
+        return False
+    seg = name[0]
+    ok = (head in ("*", seg) or (head == "(a|b)" and seg in ("a", "b"))
+          or (head == "c*" and seg.startswith("c")))
+    return ok and _reference(rest, name[1:])
+
+
+@pytest.mark.parametrize("bad", ["", "a..b", "a.b**", "(a|", "a|b", "(a|*)"])
+def test_bad_patterns_do_not_compile(bad: str) -> None:
+    with pytest.raises(EventPatternError):
+        compile_event_pattern(bad)
