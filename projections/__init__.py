@@ -12,6 +12,8 @@ from ._duckdb import REGISTRY as REGISTRY
 from ._duckdb import PersistedRegistry as PersistedRegistry
 from ._duckdb import ProjectionDB as ProjectionDB
 from ._duckdb import QueryResult as QueryResult
+from ._events import EVENTS as EVENTS
+from ._events import EventsProjection as EventsProjection
 from ._proc import PROC as PROC
 from ._proc import ProcProjection as ProcProjection
 from ._registry_runner import ProjectionSettings as ProjectionSettings
@@ -22,10 +24,12 @@ from ._registry_state import fold as fold
 
 __all__ = [
     "AUDIT",
+    "EVENTS",
     "PROC",
     "REGISTRY",
     "AppliedChangeset",
     "AuditProjection",
+    "EventsProjection",
     "PersistedRegistry",
     "ProcProjection",
     "ProjectionDB",

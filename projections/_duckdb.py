@@ -14,6 +14,7 @@ write it in double quotes (``SELECT "at" FROM registry_versions``)::
     process_messages(seq, at, from_pid, to_pid, topic, bytes)            every proc.message
     process_dead_letters(seq, at, from_pid, to_pid, topic, reason, bytes)  every proc.dead_letter
     process_events(seq, at, type, pid, node, body JSON)                   every proc record
+    events(seq, at, node, system, kind, path, data JSON)                  every events.send
     projection_checkpoints(name, seq, version)
 
 A batch of changesets and the checkpoint are written in one transaction, so a crash never
@@ -94,6 +95,10 @@ CREATE TABLE IF NOT EXISTS store.process_events (
     seq BIGINT, at_us BIGINT, type VARCHAR, pid VARCHAR, node VARCHAR, body VARCHAR);
 CREATE OR REPLACE VIEW process_events AS
     SELECT seq, make_timestamptz(at_us) AS "at", type, pid, node, body::JSON AS body FROM store.process_events;
+CREATE TABLE IF NOT EXISTS store.events (
+    seq BIGINT, at_us BIGINT, node VARCHAR, system VARCHAR, kind VARCHAR, path VARCHAR, data VARCHAR);
+CREATE OR REPLACE VIEW events AS
+    SELECT seq, make_timestamptz(at_us) AS "at", node, system, kind, path, data::JSON AS data FROM store.events;
 CREATE OR REPLACE VIEW registry_files_base AS SELECT * FROM store.registry_files_base;
 CREATE OR REPLACE VIEW projection_checkpoints AS SELECT * FROM store.projection_checkpoints;
 """

@@ -14,20 +14,18 @@ exits, and no process rows are held in memory between writes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field, replace
 from typing import Any, Final
 
 import orjson
 
-from wippy.core import EventStore, Record, RecordError, Subscription
+from wippy.core import EventStore, Record, RecordError
 from wippy.core import proc_records as pr
 
 from ._duckdb import ProjectionDB
-from ._registry_runner import ProjectionSettings, _release
+from ._registry_runner import ProjectionSettings
+from ._stream_runner import StreamProjection
 
 log = logging.getLogger("wippy.projections.proc")
 
@@ -167,7 +165,7 @@ def write_batch(db: ProjectionDB, batch: ProcBatch, seq: int) -> None:
                               "process_events": batch.events}, checkpoint=PROC, seq=seq)
 
 
-class ProcProjection:
+class ProcProjection(StreamProjection[ProcBatch]):
     """Follows the proc stream from its checkpoint and writes it to DuckDB in batches.
 
     DuckDB trails the stream by at most ``flush_interval`` (or ``batch_size`` records);
@@ -175,115 +173,8 @@ class ProcProjection:
     """
 
     def __init__(self, store: EventStore, db: ProjectionDB, settings: ProjectionSettings | None = None) -> None:
-        self.store = store
-        self.db = db
-        self.settings = settings or ProjectionSettings()
-        self.db_seq = 0
-        self._seq = 0  # newest position handled (written to the batch or skipped)
-        self._batch = ProcBatch()
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._db_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._flush_now = asyncio.Event()
-        self._sub: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wippy-proc")
-        self._closed = False
-
-    async def start(self) -> None:
-        """Read the checkpoint and follow the stream from the next position (returns at once)."""
-        seq, _ = await asyncio.get_running_loop().run_in_executor(self._executor, self.db.checkpoint, PROC)
-        self._seq = self.db_seq = seq
-        self._task = asyncio.create_task(self._loop(), name="wippy-proc-flush")
-        self._sub = await self.store.subscribe_raw(self.store.subjects.proc_stream, seq + 1, self._on_raw)
-
-    def _on_raw(self, seq: int, data: bytes, _pending: int) -> None:
-        if seq <= self._seq:
-            return  # redelivered
-        self._seq = seq
-        try:
-            self._batch.add(seq, Record.decode(data))
-        except RecordError as exc:
-            log.error("proc record %d skipped: %s", seq, exc)
-        if len(self._batch) >= self.settings.batch_size:
-            self._flush_now.set()
-        self._wake.set()
-        _release(self._waiters, seq)
-
-    async def wait_for(self, seq: int) -> None:
-        """Return once position ``seq`` has been received (not necessarily written)."""
-        if self._seq >= seq:
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append((seq, fut))
-        await fut
-
-    async def flush(self) -> None:
-        """Return once DuckDB holds every record received so far; raises if the write fails."""
-        target = self._seq
-        if self.db_seq >= target:
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._db_waiters.append((target, fut))
-        self._flush_now.set()
-        self._wake.set()
-        await fut
-
-    async def catch_up(self) -> None:
-        """Return once DuckDB holds every record the stream had when called (what a query waits for)."""
-        await self.wait_for(await self.store.last_seq(self.store.subjects.proc_stream))
-        await self.flush()
-
-    async def _loop(self) -> None:
-        interval = self.settings.flush_interval.total_seconds()
-        while not self._closed:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._flush_now.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(interval):  # a batching delay, not a readiness wait
-                        await self._flush_now.wait()
-            self._flush_now.clear()
-            try:
-                await self._write_pending()
-            except Exception as exc:  # keep the node up; flush() callers see the error, the batch is retried
-                log.exception("writing the process projection failed")
-                for _s, fut in self._db_waiters:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                self._db_waiters.clear()
-
-    async def _write_pending(self) -> None:
-        seq = self._seq
-        if not self._batch and seq <= self.db_seq:
-            return
-        batch, self._batch = self._batch, ProcBatch()
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, write_batch, self.db, batch, seq)
-        except Exception:
-            self._batch.prepend(batch)
-            raise
-        self.db_seq = seq
-        _release(self._db_waiters, seq)
-
-    async def aclose(self) -> None:
-        """Stop following the stream and write what is pending. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._sub is not None:
-                await self._sub.stop()
-            if self._task is not None:
-                self._flush_now.set()
-                self._wake.set()
-                await self._task
-            await self._write_pending()
-        finally:
-            self._executor.shutdown(wait=True)
-            for _s, fut in self._waiters + self._db_waiters:
-                if not fut.done():
-                    fut.set_exception(RecordError("the process projection stopped"))
+        super().__init__(store, db, settings, name=PROC, stream=store.subjects.proc_stream, new_batch=ProcBatch,
+                         write=write_batch)
 
 
 def _node(pid: str, rec: Record) -> str:

@@ -28,7 +28,14 @@ from wippy.core import (
     host_memory,
 )
 from wippy.lua_stdlib import HostContext, LuaHost, LuaSettings
-from wippy.projections import AuditProjection, ProcProjection, ProjectionDB, ProjectionSettings, RegistryProjection
+from wippy.projections import (
+    AuditProjection,
+    EventsProjection,
+    ProcProjection,
+    ProjectionDB,
+    ProjectionSettings,
+    RegistryProjection,
+)
 
 from ._admin import AdminServer
 from ._env import EnvService
@@ -76,6 +83,7 @@ class Runtime:
         self._projection: RegistryProjection | None = None
         self._audit: AuditProjection | None = None
         self._proc: ProcProjection | None = None
+        self._events: EventsProjection | None = None
         self._registry: RegistryService | None = None
         self.stores: StoreHub | None = None
         self.env: EnvService | None = None
@@ -112,7 +120,10 @@ class Runtime:
             await self._audit.start()
             self._proc = ProcProjection(self._store, self._db, self.settings.projection)
             await self._proc.start()
-            self._registry = RegistryService(self._projection, node=self.node, audit=self._audit, proc=self._proc)
+            self._events = EventsProjection(self._store, self._db, self.settings.projection)
+            await self._events.start()
+            self._registry = RegistryService(self._projection, node=self.node, audit=self._audit, proc=self._proc,
+                                             events=self._events)
             self.stores = StoreHub(self._registry)
             self.env = EnvService(self._registry, environ=self.settings.environ, base_dir=self.settings.app_dir)
         except BaseException:
@@ -125,10 +136,13 @@ class Runtime:
         projection, self._projection = self._projection, None
         audit, self._audit = self._audit, None
         proc, self._proc = self._proc, None
+        events, self._events = self._events, None
         db, self._db = self._db, None
         store, self._store = self._store, None
         server, self.server = self.server, None
         try:
+            if events is not None:
+                await events.aclose()
             if proc is not None:
                 await proc.aclose()
             if audit is not None:

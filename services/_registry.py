@@ -33,7 +33,7 @@ from wippy.core import (
 from wippy.core import (
     load_app as _load_app,
 )
-from wippy.projections import AuditProjection, ProcProjection, RegistryProjection
+from wippy.projections import AuditProjection, EventsProjection, ProcProjection, RegistryProjection
 
 AppLoader = Callable[[Path], Any]
 DENIED = "security.access.denied"
@@ -60,12 +60,13 @@ class ApplyResult:
 
 class RegistryService:
     def __init__(self, projection: RegistryProjection, *, node: str, audit: AuditProjection | None = None,
-                 proc: ProcProjection | None = None) -> None:
+                 proc: ProcProjection | None = None, events: EventsProjection | None = None) -> None:
         self.projection = projection
         self.store = projection.store
         self.node = node
         self.audit_projection = audit
         self.proc_projection = proc
+        self.events_projection = events
         self._write_lock = asyncio.Lock()
 
     @property
@@ -220,6 +221,8 @@ class RegistryService:
             await self.audit_projection.flush()
         if self.proc_projection is not None:
             await self.proc_projection.catch_up()
+        if self.events_projection is not None:
+            await self.events_projection.catch_up()
         result = await asyncio.to_thread(self.projection.db.query, sql, at=at)
         return result.records()
 

@@ -68,6 +68,15 @@ async def test_subscribers_get_the_events_their_patterns_match(proc_node: ProcNo
     records = [r for _s, r in await app.node.store.read(app.node.store.subjects.events_stream)]
     assert [r.body["kind"] for r in records if r.type == EVENT_RECORD][-4:] == [
         "user.created", "order.placed", "user.updated", "user.deleted"]
+    rows = await app.node.registry.query(
+        "SELECT node, system, kind, path, (data->>'n')::INT AS n FROM events ORDER BY seq")
+    assert rows == [{"node": "n1", "system": s, "kind": k, "path": p, "n": n} for s, k, p, n in [
+        ("users", "user.created", "/users/1", 1), ("orders", "order.placed", "/orders/9", 2),
+        ("users", "user.updated", "/users/1", 3), ("users", "user.deleted", "/users/1", 4)]]
+    joined = await app.node.registry.query(  # SQL across projections: who sent what
+        "SELECT e.kind, p.entry_id FROM events e JOIN processes p ON p.node = e.node "
+        "WHERE p.entry_id = 'app:sender' ORDER BY e.seq")
+    assert [r["kind"] for r in joined] == ["user.created", "order.placed", "user.updated", "user.deleted"]
 
 
 async def test_bad_input_is_invalid(proc_node: ProcNode) -> None:
