@@ -102,13 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("sql")
     q.add_argument("--at", type=int, metavar="VERSION", help="registry_entries as of this version")
 
+    ev = sub.add_parser("events", parents=[common], help="the event bus and the other streams")
+    esub = ev.add_subparsers(dest="events_command", metavar="SUBCOMMAND")
+    p = esub.add_parser("tail", parents=[common], help="print events (or another stream's records) as they come")
+    p.add_argument("system", nargs="?", metavar="SYSTEM_PATTERN", help="* one segment, ** any, (a|b) either")
+    p.add_argument("kind", nargs="?", metavar="KIND_PATTERN")
+    p.add_argument("--from", dest="start", metavar="start|SEQ|ISO_TIME", help="where to begin (default: now)")
+    p.add_argument("--count", type=int, metavar="N", help="stop after N records")
+    p.add_argument("--stream", default="events", metavar="NAME", help="events (default), registry, proc, audit, http")
+
     sub.add_parser("version", parents=[common], help="print the version of wippy")
     for name, what in _NOT_YET.items():
         sub.add_parser(name, parents=[common], help=f"{what} (not implemented yet)")
     return parser
 
 
-_NOT_YET = {"events": "the event bus", "replay": "projection replay", "lint": "the linter",
+_NOT_YET = {"replay": "projection replay", "lint": "the linter",
             "init": "app scaffolding", "bench": "built-in benchmarks"}
 
 
@@ -133,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns, unknown = parser.parse_known_args(argv)
     if unknown and ns.command not in _NOT_YET:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if ns.command is None or (ns.command == "registry" and ns.registry_command is None):
+    if ns.command is None or (ns.command == "registry" and ns.registry_command is None) or (
+            ns.command == "events" and ns.events_command is None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     if ns.command == "version":
@@ -177,6 +187,10 @@ async def _dispatch(ns: argparse.Namespace, cfg: CliConfig) -> int:
         return await _run_node(cfg, reset=ns.reset, message=ns.message)
     if cmd in _NOT_YET:
         raise NotImplementedFeatureError(f"wippy {cmd} is not implemented yet (UNAVAILABLE)")
+    if cmd == "events":
+        from ._tail import tail
+
+        return await tail(cfg, stream=ns.stream, system=ns.system, kind=ns.kind, start=ns.start, count=ns.count)
     verb, args = _request(ns, cfg)
     result = await _call(cfg, verb, args)
     _print(verb, result, cfg)
