@@ -97,6 +97,7 @@ class EventStore(Protocol):
     async def open_acks(self, on_ack: AckHandler) -> AckChannel: ...
     async def append_raw(self, subject: str, payload: bytes, *, msg_id: str | None = None) -> int: ...
     async def read_raw(self, stream: str, start: int = 1, end: int | None = None) -> list[tuple[int, bytes]]: ...
+    async def seq_at(self, stream: str, at_ns: int) -> int: ...
     async def aclose(self) -> None: ...
 
 
@@ -416,6 +417,20 @@ class JetStreamEventStore:
         """Records with start <= seq <= end (end defaults to the stream's last sequence)."""
         raw = await self.read_raw(stream, start, end)
         return [(seq, Record.decode(data)) for seq, data in raw]
+
+    async def seq_at(self, stream: str, at_ns: int) -> int:
+        """The first position whose record was written at or after ``at_ns`` (ns since the epoch);
+        the stream's end + 1 if none was. A binary search: records are in time order per stream."""
+        lo, hi = 1, await self.last_seq(stream) + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            rows = await self.read_raw(stream, mid, mid)
+            at = Record.decode(rows[0][1]).at if rows else 0
+            if at < at_ns:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
     async def read_raw(self, stream: str, start: int = 1, end: int | None = None) -> list[tuple[int, bytes]]:
         last = await self.last_seq(stream)

@@ -1,7 +1,7 @@
 """`events`: send to and subscribe on the node's event bus (the Lua side is lua/events.lua).
 
     events.send(system, kind, path, data?) -> true | nil, err
-    events.subscribe(system_pattern, kind_pattern?) -> sub | nil, err
+    events.subscribe(system_pattern, kind_pattern?, {from = "start" | seq | iso_time}?) -> sub | nil, err
     sub:channel() -> channel of {system, kind, path, data};  sub:close() -> true
 
 Patterns: ``*`` one segment, ``**`` any number, ``(a|b)`` alternatives (wippy.core's
@@ -42,6 +42,13 @@ def _build(host: LuaHost) -> Any:
         except WippyError as exc:
             return None, vm.error(exc.kind, str(exc))
 
+    def subscribe_from(system: str, kind: Any, start: Any) -> Any:
+        async def open_() -> tuple[Any, ...]:
+            sub = await bus.subscribe_from(str(system), str(kind) if kind is not None else None, start)
+            return sub, None
+
+        return vm.pending(open_())
+
     def next_batch(sub: Any) -> Any:
         async def wait() -> tuple[Any, ...]:
             batch = await sub.next_batch()
@@ -55,8 +62,8 @@ def _build(host: LuaHost) -> Any:
     def close(sub: Any) -> None:
         sub.close()
 
-    bridge = vm.rt.table_from({"send": send, "subscribe": subscribe, "next": vm.asyncify(next_batch),
-                               "close": close})
+    bridge = vm.rt.table_from({"send": send, "subscribe": subscribe, "subscribe_from": vm.asyncify(subscribe_from),
+                               "next": vm.asyncify(next_batch), "close": close})
     return vm.rt.execute(_source("events.lua"), bridge, vm.S, vm.channel, vm.errors, host.security)
 
 

@@ -6,7 +6,7 @@
 Events print as ``seq  at  system  kind  path  data`` (JSON lines ``{seq, at, system, kind, path,
 data}`` under ``--json``); other streams as ``seq  at  type  body``. The command reads the log
 directly (the app's embedded server, or ``--nats``), so it works whether a node runs or not.
-``--from`` a time starts at the first record at or after it (a binary search over the stream).
+``--from`` a time starts at the first record at or after it (``EventStore.seq_at``).
 """
 
 from __future__ import annotations
@@ -64,21 +64,6 @@ def parse_from(raw: str | None) -> int | datetime.datetime | None:
     return at if at.tzinfo is not None else at.replace(tzinfo=datetime.UTC)
 
 
-async def _seq_at(store: JetStreamEventStore, stream: str, when: datetime.datetime, head: int) -> int:
-    """The first position whose record is at or after ``when`` (head + 1 if none)."""
-    target = int(when.timestamp() * 1e9)
-    lo, hi = 1, head + 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        rows = await store.read_raw(stream, mid, mid)
-        at = Record.decode(rows[0][1]).at if rows else 0
-        if at < target:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 async def tail(cfg: CliConfig, *, stream: str, system: str | None, kind: str | None, start: str | None,
                count: int | None) -> int:
     if stream not in STREAMS:
@@ -107,7 +92,7 @@ async def tail(cfg: CliConfig, *, stream: str, system: str | None, kind: str | N
                 raise ConfigError(f"--from {origin}: the {stream} stream ends at {head}")
             first = origin
         else:
-            first = await _seq_at(store, name, origin, head)
+            first = await store.seq_at(name, int(origin.timestamp() * 1e9))
             if first > head:
                 raise ConfigError(f"--from {start}: no {stream} record is that recent (the stream holds {head})")
         return await _follow(store, name, first, stream=stream, system_re=system_re, kind_re=kind_re,

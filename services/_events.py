@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 import logging
 from typing import Any
 
@@ -52,6 +53,8 @@ class EventSubscription:
         self.dropped = 0
         self.closed = False
         self._waiter: asyncio.Future[None] | None = None
+        #: its own reader of the stream, when it started at a past position
+        self.feed: Subscription | None = None
 
     def offer(self, event: dict[str, Any]) -> None:
         if self.closed:
@@ -87,6 +90,10 @@ class EventSubscription:
             return
         self.closed = True
         self.bus.subscriptions.discard(self)
+        self.bus.positioned.discard(self)
+        if self.feed is not None:  # a subscription from a past position reads the stream itself
+            self.bus.stop_feed(self.feed)
+            self.feed = None
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -99,9 +106,12 @@ class EventBus:
         self.node = node
         self.store = store
         self.subscriptions: set[EventSubscription] = set()
+        #: subscriptions that started at a past position (each reads the stream itself)
+        self.positioned: set[EventSubscription] = set()
         self._subject = store.subjects.events(node)
         self._publisher = Pipeline(store, store.subjects.events_stream)
         self._feed: Subscription | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
         self._closed = False
 
     async def start(self) -> None:
@@ -128,9 +138,44 @@ class EventBus:
         self.subscriptions.add(sub)
         return sub
 
+    async def subscribe_from(self, system: str, kind: str | None, start: Any, *,
+                             capacity: int = DEFAULT_CAPACITY) -> EventSubscription:
+        """Events matching the patterns from a past position: ``"start"``, a sequence number, or
+        an ISO time (the first event at or after it); EventError for one past the stream's end."""
+        stream = self.store.subjects.events_stream
+        head = await self.store.last_seq(stream)
+        if start == "start":
+            first = 1
+        elif isinstance(start, int) and not isinstance(start, bool):
+            if not 1 <= start <= head + 1:
+                raise EventError(f"events.subscribe: from {start}: the events stream holds positions 1 to {head}")
+            first = start
+        elif isinstance(start, str):
+            try:
+                when = datetime.datetime.fromisoformat(start)
+            except ValueError:
+                raise EventError(f"events.subscribe: from {start!r}: expected \"start\", a position or an ISO "
+                                 "time") from None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=datetime.UTC)
+            first = await self.store.seq_at(stream, int(when.timestamp() * 1e9))
+        else:
+            raise EventError("events.subscribe: from must be \"start\", a position or an ISO time")
+        sub = EventSubscription(self, system, kind, capacity)
+        self.positioned.add(sub)
+        sub.feed = await self.store.subscribe_raw(stream, first, lambda seq, data, _p: self._offer(seq, data, (sub,)))
+        return sub
+
+    def stop_feed(self, feed: Subscription) -> None:
+        task = asyncio.get_running_loop().create_task(feed.stop())
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
     def _on_raw(self, seq: int, data: bytes, _pending: int) -> None:
-        if not self.subscriptions:
-            return
+        if self.subscriptions:
+            self._offer(seq, data, list(self.subscriptions))
+
+    def _offer(self, seq: int, data: bytes, subs: Any) -> None:
         try:
             record = Record.decode(data)
         except RecordError as exc:
@@ -141,7 +186,7 @@ class EventBus:
         event = dict(record.body)
         event["seq"] = seq
         event["at"] = record.at
-        for sub in list(self.subscriptions):
+        for sub in subs:
             sub.offer(event)
 
     async def flush(self) -> None:
@@ -152,8 +197,10 @@ class EventBus:
         if self._closed:
             return
         self._closed = True
-        for sub in list(self.subscriptions):
+        for sub in [*self.subscriptions, *self.positioned]:
             sub.close()
+        for task in list(self._stopping):
+            await task
         await self._publisher.aclose()
         if self._feed is not None:
             await self._feed.stop()

@@ -1,6 +1,7 @@
 -- The `events` module: the node's event bus (see lua_stdlib/_mod_events.py, services/_events.py).
 --   events.send(system, kind, path, data?) -> true | nil, err      (events.send on the system)
---   events.subscribe(system_pattern, kind_pattern?) -> sub | nil, err   (events.subscribe on it)
+--   events.subscribe(system_pattern, kind_pattern?, {from = "start" | seq | iso_time}?) -> sub | nil, err
+--                                                  (events.subscribe on it; from: ours, default now)
 --   sub:channel() -> a channel of {system, kind, path, data}; sub:close() -> true
 -- A subscription's events reach its channel through a reader task, a child of the subscribing
 -- process's task: it ends with the process (or sub:close()), and the channel closes then.
@@ -51,16 +52,24 @@ local function reader(h, ch)
     ch:close()
 end
 
-function M.subscribe(system, kind)
+function M.subscribe(system, kind, opts)
     local bad = text(system, "system pattern", "events.subscribe")
     if bad then return nil, bad end
     if kind ~= nil then
         bad = text(kind, "kind pattern", "events.subscribe")
         if bad then return nil, bad end
     end
+    if opts ~= nil and type(opts) ~= "table" then
+        return nil, errors._make("INVALID", "events.subscribe: options must be a table, got " .. type(opts))
+    end
     local denied = check("events.subscribe", system)
     if denied then return nil, denied end
-    local h, err = B.subscribe(system, kind)
+    local h, err
+    if opts ~= nil and opts.from ~= nil then -- ours: start at a past position ("start", a seq, an ISO time)
+        h, err = B.subscribe_from(system, kind, opts.from)
+    else
+        h, err = B.subscribe(system, kind)
+    end
     if h == nil then return nil, err end
     local ch = channel.new(64)
     local task = S.running

@@ -164,3 +164,27 @@ def _reference(pattern: list[str], name: list[str]) -> bool:
 def test_bad_patterns_do_not_compile(bad: str) -> None:
     with pytest.raises(EventPatternError):
         compile_event_pattern(bad)
+
+
+async def test_a_subscription_can_start_at_a_past_position(proc_node: ProcNode) -> None:
+    app = proc_node
+    await app.apply(SENDER, lua("app:replayer", """return { main = function(from, n)
+        local events = require("events")
+        local sub, err = events.subscribe("hist", nil, { from = from })
+        if err then return { err = tostring(err), kind = err:kind() } end
+        local got = {}
+        for i = 1, n do got[i] = sub:channel():receive().data.n end
+        sub:close()
+        return got
+    end }""", modules=["events"]))
+    assert await app.run("app:sender", [["hist", "k", "/", i] for i in range(1, 6)]) == ("sent", None)
+    assert app.node.events is not None
+    await app.node.events.flush()
+    assert await app.run("app:replayer", "start", 5) == ([1, 2, 3, 4, 5], None)
+    stream = app.node.store.subjects.events_stream
+    head = await app.node.store.last_seq(stream)
+    assert await app.run("app:replayer", head - 1, 2) == ([4, 5], None)
+    value, error = await app.run("app:replayer", head + 5, 1)
+    assert error is None and value["kind"] == "INVALID" and "positions 1 to" in value["err"]
+    value, error = await app.run("app:replayer", "2000-01-01T00:00:00Z", 5)
+    assert (value, error) == ([1, 2, 3, 4, 5], None)
