@@ -107,6 +107,9 @@ class ProcBatch:
     def __len__(self) -> int:
         return len(self.events)  # every readable record has exactly one event row
 
+    def add_raw(self, seq: int, data: bytes) -> None:
+        self.add(seq, Record.decode(data))
+
     def add(self, seq: int, rec: Record) -> None:
         """Check a record and add its rows; raises RecordError (and adds nothing) when it is malformed."""
         b = rec.body

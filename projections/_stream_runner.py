@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, Protocol, Self, TypeVar
 
-from wippy.core import EventStore, Record, RecordError, Subscription
+from wippy.core import EventStore, RecordError, Subscription
 
 from ._duckdb import ProjectionDB
 from ._registry_runner import ProjectionSettings, _release
@@ -24,7 +24,8 @@ from ._registry_runner import ProjectionSettings, _release
 
 class Batch(Protocol):
     def __len__(self) -> int: ...
-    def add(self, seq: int, rec: Record) -> None: ...
+    def add_raw(self, seq: int, data: bytes) -> None:
+        """Check an encoded record and add its rows; RecordError (and nothing added) when it cannot."""
     def prepend(self, older: Self) -> None: ...
 
 
@@ -69,7 +70,7 @@ class StreamProjection(Generic[B]):
             return  # redelivered
         self._seq = seq
         try:
-            self._batch.add(seq, Record.decode(data))
+            self._batch.add_raw(seq, data)
         except RecordError as exc:
             self.log.error("%s record %d skipped: %s", self.name, seq, exc)
         if len(self._batch) >= self.settings.batch_size:
