@@ -19,6 +19,7 @@ default localhost:4318; ``otel.service_name``, default wippy-runtime; ``otel.ins
 http or https for an endpoint given without a scheme). The standard variables
 OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME and OTEL_SDK_DISABLED override the ``otel`` keys.
 ``logger.encoding`` (json, the default, or console: human-readable lines) and
+``logmanager.stream_to_events`` (the node's logs also go to the event bus, system ``logs``),
 ``logmanager.min_level`` (-1 debug, 0 info, 1 warn, 2 error; default: info for ``wippy run``,
 warn for other commands and ``run -x``; ``-v`` always shows debug).
 """
@@ -82,6 +83,7 @@ def build_config(
         app_dir=app,
         environ=dict(env),  # env.storage.os serves this snapshot; nothing below ops/ reads os.environ
         telemetry=_telemetry(app_config, env),
+        logs_to_events=_logs_to_events(app_config.get("logmanager")),
     )
     return CliConfig(
         app_dir=app,
@@ -112,6 +114,13 @@ def _log_level(value: object) -> int | None:
         raise ConfigError(f".wippy.yaml logmanager.min_level must be -1 (debug), 0 (info), 1 (warn) or 2 (error), "
                           f"not {level!r}")
     return _LEVELS[level]
+
+
+def _logs_to_events(value: object) -> bool:
+    flag = _section(value, "logmanager").get("stream_to_events", False)
+    if not isinstance(flag, bool):
+        raise ConfigError(f".wippy.yaml logmanager.stream_to_events must be true or false, not {flag!r}")
+    return flag
 
 
 def _app_config(app: Path) -> dict[str, object]:

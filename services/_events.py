@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime
 import logging
+import threading
 from typing import Any
+
+import orjson
 
 from wippy.core import (
     EVENT_RECORD,
@@ -204,3 +208,30 @@ class EventBus:
         await self._publisher.aclose()
         if self._feed is not None:
             await self._feed.stop()
+
+
+class LogsToEvents(logging.Handler):
+    """Sends the node's log records to its bus as events: system ``logs``, kind ``logs.entry``,
+    path the logger's name, data ``{level, message, fields}`` (logmanager.stream_to_events).
+    Records of the bus itself and of the NATS client stay off it (they would feed themselves)."""
+
+    def __init__(self, bus: EventBus) -> None:
+        super().__init__(logging.INFO)
+        self.bus = bus
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(("wippy.events", "nats", "asyncio")):
+            return
+        fields = getattr(record, "fields", None)
+        data = {"level": record.levelname.lower(), "message": record.getMessage(),
+                "fields": fields if isinstance(fields, dict) else {}}
+        if threading.get_ident() == self._thread:
+            self._send(record.name, data)
+        else:  # a log line from another thread (a projection writer): send it from the loop
+            self._loop.call_soon_threadsafe(self._send, record.name, data)
+
+    def _send(self, name: str, data: dict[str, Any]) -> None:
+        with contextlib.suppress(WippyError):  # the bus is stopping: the record went to the log output anyway
+            self.bus.send("logs", "logs.entry", name, orjson.loads(orjson.dumps(data, default=str)))

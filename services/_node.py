@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from wippy.projections import (
 
 from ._admin import AdminServer
 from ._env import EnvService
-from ._events import EventBus
+from ._events import EventBus, LogsToEvents
 from ._http import HttpServers
 from ._http_middleware import MiddlewareDeps
 from ._processes import ProcessRuntime
@@ -67,6 +68,8 @@ class RuntimeSettings:
     environ: Mapping[str, str] = field(default_factory=dict)
     #: metrics export (.wippy.yaml telemetry.metrics); a node records metrics either way
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    #: logmanager.stream_to_events: the node's log records also go to the event bus (system "logs")
+    logs_to_events: bool = False
 
 
 class Runtime:
@@ -185,6 +188,7 @@ class Node(Runtime):
         self.http: HttpServers | None = None
         #: the node's event bus (`events` in Lua)
         self.events: EventBus | None = None
+        self._log_handler: LogsToEvents | None = None
 
     async def open(self) -> Self:
         await super().open()
@@ -192,6 +196,9 @@ class Node(Runtime):
             self.telemetry = Telemetry(self.settings.telemetry)
             self.events = EventBus(node=self.node, store=self.store)
             await self.events.start()
+            if self.settings.logs_to_events:
+                self._log_handler = LogsToEvents(self.events)
+                logging.getLogger().addHandler(self._log_handler)
             self.processes = ProcessRuntime(node=self.node, store=self.store, registry=self.registry,
                                             host_factory=self.make_host)
             await self.processes.start()
@@ -242,6 +249,9 @@ class Node(Runtime):
         supervisor, self.supervisor = self.supervisor, None
         http, self.http = self.http, None
         events, self.events = self.events, None
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler = None
         try:
             if http is not None:  # no new requests; running ones finish before their code goes away
                 await http.aclose()

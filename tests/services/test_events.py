@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from wippy.core import EVENT_RECORD, EventPatternError, compile_event_pattern, event_matches
 from wippy.services import Node, RuntimeSettings, StateDir
 
-from .conftest import ProcNode, lua
+from .conftest import HOSTS, ProcNode, lua
 
 LISTENER = lua("app:listener", """return { main = function(system, kind, n)
     local events = require("events")
@@ -188,3 +189,32 @@ async def test_a_subscription_can_start_at_a_past_position(proc_node: ProcNode) 
     assert error is None and value["kind"] == "INVALID" and "positions 1 to" in value["err"]
     value, error = await app.run("app:replayer", "2000-01-01T00:00:00Z", 5)
     assert (value, error) == ([1, 2, 3, 4, 5], None)
+
+
+async def test_node_logs_go_to_the_bus_when_configured(nats_url: str, namespace: str, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)  # as `wippy run` logs
+    settings = RuntimeSettings(state_dir=tmp_path / "state", nats_url=nats_url, namespace=namespace, node="n1",
+                               logs_to_events=True)
+    state = StateDir(settings.state_dir)
+    assert state.try_own()
+    try:
+        async with Node(settings, state) as node:
+            assert node.events is not None
+            sub = node.events.subscribe("logs", "logs.entry")
+            app = ProcNode(node)
+            await app.apply(*HOSTS, lua("app:talker", """return { main = function()
+                local logger = require("logger")
+                logger:info("hello from lua", { n = 7 })
+            end }""", modules=["logger"]))
+            assert await app.run("app:talker") == (None, None)
+            found = None
+            while found is None:
+                batch = await asyncio.wait_for(sub.next_batch(), 10)
+                assert batch is not None
+                found = next((e for e in batch if e["data"]["message"] == "hello from lua"), None)
+            assert found["path"] == "wippy.lua" and found["data"]["level"] == "info"
+            assert found["data"]["fields"]["n"] == 7 and found["data"]["fields"]["entry"] == "app:talker"
+            sub.close()
+    finally:
+        state.release()
