@@ -213,7 +213,8 @@ class RegistryService:
         out.sort(key=lambda d: d["id"])
         return out
 
-    async def query(self, sql: str, *, at: int | None = None) -> list[dict[str, Any]]:
+    async def query(self, sql: str, *, at: int | None = None, params: list[Any] | None = None
+                    ) -> list[dict[str, Any]]:
         if at is not None:
             self._check_at(at)
         await self.projection.flush()
@@ -223,7 +224,7 @@ class RegistryService:
             await self.proc_projection.catch_up()
         if self.events_projection is not None:
             await self.events_projection.catch_up()
-        result = await asyncio.to_thread(self.projection.db.query, sql, at=at)
+        result = await asyncio.to_thread(self.projection.db.query, sql, at=at, params=params)
         return result.records()
 
     # -- helpers -----------------------------------------------------------------------------------

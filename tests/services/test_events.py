@@ -218,3 +218,27 @@ async def test_node_logs_go_to_the_bus_when_configured(nats_url: str, namespace:
             sub.close()
     finally:
         state.release()
+
+
+async def test_lua_queries_the_projections_read_only(proc_node: ProcNode) -> None:
+    app = proc_node
+    await app.apply(SENDER, lua("app:asker", """return { main = function()
+        local projections = require("projections")
+        local rows, err = projections.query(
+            "SELECT kind, (data->>'n')::INT AS n, data, \\"at\\" FROM events WHERE system = ? ORDER BY seq", {"q"})
+        if err then return tostring(err) end
+        local bad_sql = select(2, projections.query("SELEC nothing"))
+        local write = select(2, projections.query("DELETE FROM store.events"))
+        local two = select(2, projections.query("SELECT 1; SELECT 2"))
+        return { rows = rows, bad = bad_sql:kind() .. " " .. tostring(bad_sql), write = tostring(write),
+                 two = tostring(two), at_type = type(rows[1].at), data_n = rows[1].data.n }
+    end }""", modules=["projections"]))
+    assert await app.run("app:sender", [["q", "k1", "/", 1], ["q", "k2", "/", 2]]) == ("sent", None)
+    assert app.node.events is not None
+    await app.node.events.flush()
+    value, error = await app.run("app:asker")
+    assert error is None, error
+    assert [(r["kind"], r["n"]) for r in value["rows"]] == [("k1", 1), ("k2", 2)]
+    assert value["bad"].startswith("INVALID") and "SQL error" in value["bad"]
+    assert "read-only" in value["write"] and "exactly one" in value["two"]
+    assert value["at_type"] == "string" and value["data_n"] == 1
