@@ -111,13 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, metavar="N", help="stop after N records")
     p.add_argument("--stream", default="events", metavar="NAME", help="events (default), registry, proc, audit, http")
 
+    p = sub.add_parser("replay", parents=[common], help="the projections as of a version or time, in a file")
+    p.add_argument("--to", required=True, metavar="VERSION|ISO_TIME")
+    p.add_argument("--out", metavar="FILE", help="the DuckDB file to write (default: in the state dir)")
+
     sub.add_parser("version", parents=[common], help="print the version of wippy")
     for name, what in _NOT_YET.items():
         sub.add_parser(name, parents=[common], help=f"{what} (not implemented yet)")
     return parser
 
 
-_NOT_YET = {"replay": "projection replay", "lint": "the linter",
+_NOT_YET = {"lint": "the linter",
             "init": "app scaffolding", "bench": "built-in benchmarks"}
 
 
@@ -187,6 +191,10 @@ async def _dispatch(ns: argparse.Namespace, cfg: CliConfig) -> int:
         return await _run_node(cfg, reset=ns.reset, message=ns.message)
     if cmd in _NOT_YET:
         raise NotImplementedFeatureError(f"wippy {cmd} is not implemented yet (UNAVAILABLE)")
+    if cmd == "replay":
+        from ._replay import replay
+
+        return await replay(cfg, to=ns.to, out=ns.out)
     if cmd == "events":
         from ._tail import tail
 

@@ -21,6 +21,8 @@ from ._registry_runner import RegistryProjection as RegistryProjection
 from ._registry_state import AppliedChangeset as AppliedChangeset
 from ._registry_state import RegistryState as RegistryState
 from ._registry_state import fold as fold
+from ._replay import ReplayResult as ReplayResult
+from ._replay import replay_to as replay_to
 
 __all__ = [
     "AUDIT",
@@ -37,5 +39,7 @@ __all__ = [
     "QueryResult",
     "RegistryProjection",
     "RegistryState",
+    "ReplayResult",
     "fold",
+    "replay_to",
 ]

@@ -7,7 +7,7 @@ import json
 
 from wippy.core import EVENT_RECORD, JetStreamEventStore, Record, Subjects, event_body
 
-from .conftest import Wippy
+from .conftest import Wippy, Write
 
 
 async def _send(nats_url: str, namespace: str, events: list[tuple[str, str, str, object]]) -> None:
@@ -54,3 +54,33 @@ async def test_other_streams_and_bad_input(wippy: Wippy) -> None:
         r = wippy("events", "tail", *args, check=False)
         assert r.returncode != 0 and message in r.stderr, (args, r.stderr)
 
+
+
+async def test_replay_writes_the_projections_as_of_a_version(wippy: Wippy, write: Write, nats_url: str,
+                                                             namespace: str) -> None:
+    import duckdb
+
+    wippy("registry", "apply")  # version 1: the example app
+    await _send(nats_url, namespace, [("users", "user.created", "/u/1", 1)])
+    write("src/extra.yaml", "namespace: extra\nentries:\n  - name: thing\n    kind: registry.entry\n")
+    wippy("registry", "apply")  # version 2 adds extra:thing
+    await _send(nats_url, namespace, [("users", "user.created", "/u/2", 2)])
+    r = wippy("replay", "--to", "1", "--json")
+    result = json.loads(r.stdout)
+    assert result["version"] == 1 and result["records"]["events"] == 0  # the first event came after v1
+    con = duckdb.connect(result["path"], read_only=True)
+    try:
+        ids = {row[0] for row in con.execute("SELECT id FROM registry_entries").fetchall()}
+        assert "extra:thing" not in ids and ids
+        assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    finally:
+        con.close()
+    r = wippy("replay", "--to", "2", "--json")
+    con = duckdb.connect(json.loads(r.stdout)["path"], read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM registry_entries WHERE id = 'extra:thing'").fetchone() == (1,)
+        assert con.execute("SELECT count(*) FROM events").fetchone() == (1,)  # the second came after v2
+    finally:
+        con.close()
+    r = wippy("replay", "--to", "9", check=False)
+    assert r.returncode != 0 and "does not exist" in r.stderr
