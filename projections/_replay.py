@@ -86,7 +86,7 @@ async def replay_to(store: EventStore, out: Path, *, version: int | None = None,
                 for seq, data in chunk:
                     n += 1
                     try:
-                        batch.add_raw(seq, data)  # type: ignore[attr-defined]
+                        batch.add_raw(seq, data)
                     except RecordError:
                         continue
             await asyncio.to_thread(write, db, batch, end)  # type: ignore[arg-type]
