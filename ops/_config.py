@@ -20,6 +20,7 @@ http or https for an endpoint given without a scheme). The standard variables
 OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME and OTEL_SDK_DISABLED override the ``otel`` keys.
 ``logger.encoding`` (json, the default, or console: human-readable lines) and
 ``logmanager.stream_to_events`` (the node's logs also go to the event bus, system ``logs``),
+``admin.http`` + ``admin.token`` (the HTTP admin API on a loopback address; off by default),
 ``logmanager.min_level`` (-1 debug, 0 info, 1 warn, 2 error; default: info for ``wippy run``,
 warn for other commands and ``run -x``; ``-v`` always shows debug).
 """
@@ -35,7 +36,7 @@ from pathlib import Path
 
 from wippy.core import ConfigError, ServerSettings, YamlError, load_yaml
 from wippy.lua_stdlib import parse_go_duration
-from wippy.services import RuntimeSettings, TelemetrySettings
+from wippy.services import AdminHttpSettings, RuntimeSettings, TelemetrySettings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +85,7 @@ def build_config(
         environ=dict(env),  # env.storage.os serves this snapshot; nothing below ops/ reads os.environ
         telemetry=_telemetry(app_config, env),
         logs_to_events=_logs_to_events(app_config.get("logmanager")),
+        admin_http=_admin_http(app_config.get("admin")),
     )
     return CliConfig(
         app_dir=app,
@@ -121,6 +123,18 @@ def _logs_to_events(value: object) -> bool:
     if not isinstance(flag, bool):
         raise ConfigError(f".wippy.yaml logmanager.stream_to_events must be true or false, not {flag!r}")
     return flag
+
+
+def _admin_http(value: object) -> AdminHttpSettings:
+    section = _section(value, "admin")
+    addr, token = section.get("http"), section.get("token")
+    if addr is not None and not isinstance(addr, str):
+        raise ConfigError(f".wippy.yaml admin.http: expected an address such as 127.0.0.1:7070, not {addr!r}")
+    if token is not None and not isinstance(token, str):
+        raise ConfigError(".wippy.yaml admin.token: expected a string")
+    settings = AdminHttpSettings(addr=addr, token=token)
+    settings.check()
+    return settings
 
 
 def _app_config(app: Path) -> dict[str, object]:

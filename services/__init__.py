@@ -6,6 +6,7 @@ a node composes the log connection, the projections and the admin API over NATS.
 
 from ._admin import AdminClient as AdminClient
 from ._admin import AdminServer as AdminServer
+from ._admin_http import AdminHttpSettings as AdminHttpSettings
 from ._commands import COMMANDS as COMMANDS
 from ._commands import CallContext as CallContext
 from ._commands import execute as execute
@@ -29,6 +30,7 @@ from ._terminal import run_terminal_process as run_terminal_process
 __all__ = [
     "COMMANDS",
     "AdminClient",
+    "AdminHttpSettings",
     "AdminServer",
     "ApplyResult",
     "CallContext",

@@ -39,6 +39,7 @@ from wippy.projections import (
 )
 
 from ._admin import AdminServer
+from ._admin_http import AdminHttp, AdminHttpSettings
 from ._env import EnvService
 from ._events import EventBus, LogsToEvents
 from ._http import HttpServers
@@ -70,6 +71,8 @@ class RuntimeSettings:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     #: logmanager.stream_to_events: the node's log records also go to the event bus (system "logs")
     logs_to_events: bool = False
+    #: the HTTP admin API (.wippy.yaml admin.http / admin.token); off unless an address is given
+    admin_http: AdminHttpSettings = field(default_factory=AdminHttpSettings)
 
 
 class Runtime:
@@ -189,6 +192,8 @@ class Node(Runtime):
         #: the node's event bus (`events` in Lua)
         self.events: EventBus | None = None
         self._log_handler: LogsToEvents | None = None
+        #: the HTTP admin API, when configured
+        self.admin_http: AdminHttp | None = None
 
     async def open(self) -> Self:
         await super().open()
@@ -211,6 +216,10 @@ class Node(Runtime):
                                     strict=self.settings.security_strict))
             self._admin = AdminServer(self.store, self.registry, self.node)
             await self._admin.start()
+            if self.settings.admin_http.addr is not None:
+                self.admin_http = AdminHttp(self.settings.admin_http, registry=self.registry, bus=self.events,
+                                            node=self.node)
+                await self.admin_http.start()
             self.state_dir.write_node_record(
                 NodeRecord(pid=os.getpid(), node=self.node, nats_url=self.url, namespace=self.subjects.namespace)
             )
@@ -239,11 +248,15 @@ class Node(Runtime):
         """Start the auto_start hosts and services, then the auto_start HTTP servers."""
         assert self.supervisor is not None and self.http is not None, "node not open"
         started = await self.supervisor.start_all()
-        return started + await self.http.start()
+        started += await self.http.start()
+        if self.admin_http is not None:
+            self.admin_http.ready = True
+        return started
 
     async def aclose(self) -> None:
         self.state_dir.clear_node_record()
         admin, self._admin = self._admin, None
+        admin_http, self.admin_http = self.admin_http, None
         telemetry, self.telemetry = self.telemetry, None
         processes, self.processes = self.processes, None
         supervisor, self.supervisor = self.supervisor, None
@@ -253,6 +266,8 @@ class Node(Runtime):
             logging.getLogger().removeHandler(self._log_handler)
             self._log_handler = None
         try:
+            if admin_http is not None:
+                await admin_http.aclose()
             if http is not None:  # no new requests; running ones finish before their code goes away
                 await http.aclose()
             if supervisor is not None:
