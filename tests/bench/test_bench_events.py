@@ -33,6 +33,16 @@ SUBSCRIBER = """return { main = function(n)
     return n
 end }"""
 
+PACED = """return { main = function(n)
+    local events, time = require("events"), require("time")
+    local data = {seq = 0, text = "an event of about one hundred bytes, as a small notification would be"}
+    for i = 1, n do
+        data.seq = i
+        events.send("bench", "tick", "/bench", data)
+        if i % 200 == 0 then time.sleep("1ms") end  -- let the node's other work run (as real senders do)
+    end
+end }"""
+
 SENDER = """return { main = function(n)
     local events = require("events")
     local data = {seq = 0, text = "an event of about one hundred bytes, as a small notification would be"}
@@ -75,11 +85,11 @@ def test_send_to_one_subscriber(tmp_path: Path) -> None:
         node = await Node(settings, state).open()
         try:
             def proc(name: str, source: str) -> Entry:
-                data: dict[str, Any] = {"source": source, "method": "main", "modules": ["events"]}
+                data: dict[str, Any] = {"source": source, "method": "main", "modules": ["events", "time"]}
                 return Entry(name, "process.lua", {}, data)
 
             es = [Entry("app:procs", "process.host", {}, {}), proc("app:subscriber", SUBSCRIBER),
-                  proc("app:sender", SENDER)]
+                  proc("app:sender", SENDER), proc("app:paced", PACED)]
             await node.registry.apply(Changeset(ops=tuple(Op("create", e.id, e) for e in es)))
             procs = node.processes
             assert procs is not None
@@ -100,6 +110,22 @@ def test_send_to_one_subscriber(tmp_path: Path) -> None:
                 report("events.send -> one subscriber (Lua to Lua, each event a record)",
                        events_per_s=f"{ours:,.0f}", raw_publish_async_push_consumer_per_s=f"{raw:,.0f}",
                        ratio=f"{ours / raw:.0%}", goal="50%")
+
+            # the events projection's lag while a process sends as fast as it can
+            projection = node._events
+            assert projection is not None
+            stream = node.store.subjects.events_stream
+            lags: list[int] = []
+            sender = procs.wait(procs.spawn(None, "app:paced", "app:procs", {}, [3 * n]))
+            t0 = time.perf_counter()
+            while not sender.done():
+                lags.append(await node.store.last_seq(stream) - projection.db_seq)
+                await asyncio.sleep(0.05)
+            rate = 3 * n / (time.perf_counter() - t0)
+            await projection.catch_up()
+            report("events projection lag while a process sends as fast as the node takes (yielding every 200)",
+                   send_rate_per_s=f"{rate:,.0f}",
+                   max_lag_events=max(lags), median_lag_events=sorted(lags)[len(lags) // 2], samples=len(lags))
         finally:
             await node.aclose()
             state.release()

@@ -242,3 +242,24 @@ async def test_lua_queries_the_projections_read_only(proc_node: ProcNode) -> Non
     assert value["bad"].startswith("INVALID") and "SQL error" in value["bad"]
     assert "read-only" in value["write"] and "exactly one" in value["two"]
     assert value["at_type"] == "string" and value["data_n"] == 1
+
+
+async def test_events_are_permission_checked(nats_url: str, namespace: str, tmp_path: Path) -> None:
+    settings = RuntimeSettings(state_dir=tmp_path / "state", nats_url=nats_url, namespace=namespace, node="n1",
+                               security_strict=True)  # no actor and no scope: everything is denied
+    state = StateDir(settings.state_dir)
+    assert state.try_own()
+    try:
+        async with Node(settings, state) as node:
+            app = ProcNode(node)
+            await app.apply(*HOSTS, lua("app:nosy", """return { main = function()
+                local events = require("events")
+                local _, send_err = events.send("users", "k", "/p")
+                local _, sub_err = events.subscribe("users")
+                return { send_err:kind(), sub_err:kind(), tostring(send_err) }
+            end }""", modules=["events"]))
+            value, error = await app.run("app:nosy")
+            assert error is None and value[:2] == ["PERMISSION_DENIED", "PERMISSION_DENIED"]
+            assert "events.send" in value[2]
+    finally:
+        state.release()
