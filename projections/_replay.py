@@ -1,7 +1,7 @@
 """Projections rebuilt as of a point in the log, into a DuckDB file of their own.
 
 ``replay_to`` folds the registry stream up to a version (or the last version at or before a time)
-and the process and events streams up to the moment of that version, into a fresh file: the same
+and the process, events and audit streams up to the moment of that version, into a fresh file: the same
 tables `wippy query` reads, showing the app as it was. The live projections are not touched.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from wippy.core import EventStore, NotFoundError, Record, RecordError
 
+from ._audit import AuditBatch, write_audit
 from ._duckdb import REGISTRY, ProjectionDB
 from ._events import EventsBatch, write_events
 from ._proc import ProcBatch, write_batch
@@ -46,7 +47,7 @@ async def _chunks(store: EventStore, stream: str, end: int) -> Any:
 
 async def replay_to(store: EventStore, out: Path, *, version: int | None = None,
                     at: datetime.datetime | None = None) -> ReplayResult:
-    """Rebuild the registry, process and events projections as of ``version`` (or ``at``) into ``out``."""
+    """Rebuild the registry, process, events and audit projections as of ``version`` (or ``at``) into ``out``."""
     subjects = store.subjects
     registry = subjects.registry_stream
     head = await store.last_seq(registry)
@@ -79,7 +80,8 @@ async def replay_to(store: EventStore, out: Path, *, version: int | None = None,
         await asyncio.to_thread(lambda: db.write_registry(applied, seq=state.stable_seq, version=state.version))
         counts[REGISTRY] = n
         for name, stream, batch, write in (("proc", subjects.proc_stream, ProcBatch(), write_batch),
-                                           ("events", subjects.events_stream, EventsBatch(), write_events)):
+                                           ("events", subjects.events_stream, EventsBatch(), write_events),
+                                           ("audit", subjects.audit_stream, AuditBatch(), write_audit)):
             end = await store.seq_at(stream, cut_ns + 1) - 1
             n = 0
             async for chunk in _chunks(store, stream, end):

@@ -219,7 +219,7 @@ class RegistryService:
             self._check_at(at)
         await self.projection.flush()
         if self.audit_projection is not None:
-            await self.audit_projection.flush()
+            await self.audit_projection.catch_up()
         if self.proc_projection is not None:
             await self.proc_projection.catch_up()
         if self.events_projection is not None:
