@@ -26,6 +26,7 @@ from aiohttp import web
 
 from wippy.core import ConfigError, WippyError, parse_addr
 
+from ._commands import execute
 from ._events import EventBus, EventSubscription
 from ._registry import RegistryService
 
@@ -117,8 +118,7 @@ class AdminHttp:
         return _json(await self.registry.versions())
 
     async def _processes(self, _request: web.Request) -> web.Response:
-        return _json(await self.registry.query(
-            "SELECT pid, entry_id, host, node, started_at FROM processes WHERE status = 'running' ORDER BY pid"))
+        return _json(await execute(self.registry, "processes", {}))
 
     async def _query(self, request: web.Request) -> web.Response:
         try:

@@ -42,6 +42,12 @@ async def _ping(svc: RegistryService, _a: Args, _c: CallContext) -> Any:
     return {"node": svc.node, "version": svc.version}
 
 
+async def _processes(svc: RegistryService, _a: Args, _c: CallContext) -> Any:
+    """The processes running now, from the process projection."""
+    return await svc.query(
+        "SELECT pid, entry_id, host, node, started_at FROM processes WHERE status = 'running' ORDER BY pid")
+
+
 async def _apply_files(svc: RegistryService, a: Args, c: CallContext) -> Any:
     app = a.get("app")
     if not isinstance(app, str):
@@ -89,6 +95,7 @@ async def _query(svc: RegistryService, a: Args, _c: CallContext) -> Any:
 
 COMMANDS: dict[str, Handler] = {
     "ping": _ping,
+    "processes": _processes,
     "apply": _apply_files,
     "rollback": _rollback,
     "list": _list,

@@ -75,3 +75,15 @@ def test_the_http_admin_api_wants_loopback_and_a_token() -> None:
     with pytest.raises(ConfigError, match="token"):
         AdminHttpSettings(addr="127.0.0.1:7070", token="short").check()
     AdminHttpSettings().check()  # off: nothing to check
+
+
+async def test_the_nats_admin_api_lists_processes(admin: tuple[Node, str]) -> None:
+    from wippy.services._admin import AdminClient
+
+    node, _base = admin
+    app = ProcNode(node)
+    await app.apply(*HOSTS, lua("app:idle", "return { main = function() process.inbox():receive() end }"))
+    pid = app.spawn("app:idle")
+    client = AdminClient(node.store, "n1")
+    assert pid in [p["pid"] for p in await client.call("processes", {})]
+    assert (await client.call("ping", {}))["node"] == "n1"
