@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", default="events", metavar="NAME", help="events (default), registry, proc, audit, http")
 
     p = sub.add_parser("replay", parents=[common], help="the projections as of a version or time, in a file")
-    p.add_argument("--to", required=True, metavar="VERSION|ISO_TIME")
+    p.add_argument("--to", metavar="VERSION|ISO_TIME")
+    p.add_argument("--rebuild", action="store_true",
+                   help="rebuild the live process, events and audit projections from the log and swap them in")
     p.add_argument("--out", metavar="FILE", help="the DuckDB file to write (default: in the state dir)")
 
     sub.add_parser("version", parents=[common], help="print the version of wippy")
@@ -192,6 +194,15 @@ async def _dispatch(ns: argparse.Namespace, cfg: CliConfig) -> int:
     if cmd in _NOT_YET:
         raise NotImplementedFeatureError(f"wippy {cmd} is not implemented yet (UNAVAILABLE)")
     if cmd == "replay":
+        if ns.rebuild:
+            result = await _call(cfg, "rebuild", {})
+            if cfg.json:
+                output.emit_json(result)
+            else:
+                print(", ".join(f"{name} rebuilt to {seq}" for name, seq in result["rebuilt"].items()))
+            return 0
+        if ns.to is None:
+            raise ConfigError("wippy replay: give --to VERSION|ISO_TIME, or --rebuild")
         from ._replay import replay
 
         return await replay(cfg, to=ns.to, out=ns.out)

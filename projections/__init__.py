@@ -15,6 +15,7 @@ from ._duckdb import QueryResult as QueryResult
 from ._events import EVENTS as EVENTS
 from ._events import EventsProjection as EventsProjection
 from ._proc import PROC as PROC
+from ._proc import PROC_TABLES as PROC_TABLES
 from ._proc import ProcProjection as ProcProjection
 from ._registry_runner import ProjectionSettings as ProjectionSettings
 from ._registry_runner import RegistryProjection as RegistryProjection
@@ -28,6 +29,7 @@ __all__ = [
     "AUDIT",
     "EVENTS",
     "PROC",
+    "PROC_TABLES",
     "REGISTRY",
     "AppliedChangeset",
     "AuditProjection",

@@ -249,6 +249,32 @@ class ProjectionDB:
                 con.execute("ROLLBACK")
                 raise
 
+    def replace_from(self, source: Path, tables: Sequence[str], *, checkpoint: str) -> int:
+        """Replace ``tables`` and ``checkpoint`` with those of another projection file (a rebuild),
+        in one transaction: readers see the old rows or the new ones, never a mix. Returns the
+        new checkpoint's position."""
+        with self._write_lock:
+            con = self._con
+            con.execute(f"ATTACH '{str(source).replace(chr(39), chr(39) * 2)}' AS rebuilt (READ_ONLY)")
+            try:
+                found = con.execute("SELECT seq, version FROM rebuilt.store.projection_checkpoints WHERE name = ?",
+                                    [checkpoint]).fetchall()
+                seq, version = found[0] if found else (0, 0)
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    for table in tables:
+                        con.execute(f"DELETE FROM store.{table}")
+                        con.execute(f"INSERT INTO store.{table} SELECT * FROM rebuilt.store.{table}")
+                    con.execute("DELETE FROM store.projection_checkpoints WHERE name = ?", [checkpoint])
+                    con.execute("INSERT INTO store.projection_checkpoints VALUES (?, ?, ?)", [checkpoint, seq, version])
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+            finally:
+                con.execute("DETACH rebuilt")
+        return int(seq)
+
     def write_rows(self, table: str, rows: Sequence[tuple[Any, ...]], *, checkpoint: str, seq: int) -> None:
         """Append rows to a ``store`` table and move a checkpoint, atomically (append-only projections)."""
         with self._checkpointed(checkpoint, seq) as con:

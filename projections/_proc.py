@@ -30,6 +30,8 @@ from ._stream_runner import StreamProjection
 log = logging.getLogger("wippy.projections.proc")
 
 PROC: Final = "proc"
+#: the tables the process projection writes
+PROC_TABLES: Final = ("processes", "process_messages", "process_dead_letters", "process_events")
 
 
 @dataclass(frozen=True, slots=True)

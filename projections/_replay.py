@@ -46,20 +46,23 @@ async def _chunks(store: EventStore, stream: str, end: int) -> Any:
 
 
 async def replay_to(store: EventStore, out: Path, *, version: int | None = None,
-                    at: datetime.datetime | None = None) -> ReplayResult:
-    """Rebuild the registry, process, events and audit projections as of ``version`` (or ``at``) into ``out``."""
+                    at: datetime.datetime | None = None, full: bool = False) -> ReplayResult:
+    """Rebuild the registry, process, events and audit projections as of ``version`` (or ``at``)
+    into ``out``; ``full``: every stream to its end (a rebuild of the live projections)."""
     subjects = store.subjects
     registry = subjects.registry_stream
     head = await store.last_seq(registry)
+    if full:
+        version = head
     if version is None:
         if at is None:
             raise NotFoundError("replay: give a version or a time")
         version = await store.seq_at(registry, int(at.timestamp() * 1e9) + 1) - 1
         if version < 1:
             raise NotFoundError(f"replay: the registry has no version at or before {at.isoformat()}")
-    if not 1 <= version <= head:
+    if not (1 <= version <= head or (full and version == 0)):
         raise NotFoundError(f"replay: version {version} does not exist (the registry holds versions 1 to {head})")
-    rows = await store.read_raw(registry, version, version)
+    rows = await store.read_raw(registry, version, version) if version else []
     cut_ns = Record.decode(rows[0][1]).at if rows else 0
     await asyncio.to_thread(out.unlink, missing_ok=True)
     db = await asyncio.to_thread(ProjectionDB, out)
@@ -82,7 +85,7 @@ async def replay_to(store: EventStore, out: Path, *, version: int | None = None,
         for name, stream, batch, write in (("proc", subjects.proc_stream, ProcBatch(), write_batch),
                                            ("events", subjects.events_stream, EventsBatch(), write_events),
                                            ("audit", subjects.audit_stream, AuditBatch(), write_audit)):
-            end = await store.seq_at(stream, cut_ns + 1) - 1
+            end = await store.last_seq(stream) if full else await store.seq_at(stream, cut_ns + 1) - 1
             n = 0
             async for chunk in _chunks(store, stream, end):
                 for seq, data in chunk:

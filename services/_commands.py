@@ -48,6 +48,13 @@ async def _processes(svc: RegistryService, _a: Args, _c: CallContext) -> Any:
         "SELECT pid, entry_id, host, node, started_at FROM processes WHERE status = 'running' ORDER BY pid")
 
 
+async def _rebuild(svc: RegistryService, _a: Args, _c: CallContext) -> Any:
+    """Rebuild the process, events and audit projections from the log and swap them in."""
+    if svc.rebuilder is None:
+        raise ConfigError("this registry service cannot rebuild projections")
+    return await svc.rebuilder()
+
+
 async def _apply_files(svc: RegistryService, a: Args, c: CallContext) -> Any:
     app = a.get("app")
     if not isinstance(app, str):
@@ -96,6 +103,7 @@ async def _query(svc: RegistryService, a: Args, _c: CallContext) -> Any:
 COMMANDS: dict[str, Handler] = {
     "ping": _ping,
     "processes": _processes,
+    "rebuild": _rebuild,
     "apply": _apply_files,
     "rollback": _rollback,
     "list": _list,

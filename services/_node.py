@@ -30,12 +30,17 @@ from wippy.core import (
 )
 from wippy.lua_stdlib import HostContext, LuaHost, LuaSettings
 from wippy.projections import (
+    AUDIT,
+    EVENTS,
+    PROC,
+    PROC_TABLES,
     AuditProjection,
     EventsProjection,
     ProcProjection,
     ProjectionDB,
     ProjectionSettings,
     RegistryProjection,
+    replay_to,
 )
 
 from ._admin import AdminServer
@@ -130,12 +135,42 @@ class Runtime:
             await self._events.start()
             self._registry = RegistryService(self._projection, node=self.node, audit=self._audit, proc=self._proc,
                                              events=self._events)
+            self._registry.rebuilder = self.rebuild_projections
             self.stores = StoreHub(self._registry)
             self.env = EnvService(self._registry, environ=self.settings.environ, base_dir=self.settings.app_dir)
         except BaseException:
             await self.aclose()
             raise
         return self
+
+    async def rebuild_projections(self) -> dict[str, Any]:
+        """Rebuild the process, events and audit projections from the start of the log beside the
+        live ones, then swap each in: its runner stops, its tables are replaced in one transaction,
+        and a new runner carries on from where the rebuild ended (queries never wait)."""
+        assert self._db is not None and self._store is not None and self._registry is not None, "runtime not open"
+        out = self.state_dir.path / "projections.rebuild.duckdb"
+        result = await replay_to(self._store, out, full=True)
+        swapped: dict[str, int] = {}
+        try:
+            for attr, factory, tables, name in (
+                ("_proc", ProcProjection, PROC_TABLES, PROC),
+                ("_events", EventsProjection, ("events",), EVENTS),
+                ("_audit", AuditProjection, ("audit",), AUDIT),
+            ):
+                old = getattr(self, attr)
+                if old is not None:
+                    await old.aclose()
+                swapped[name] = await asyncio.to_thread(self._db.replace_from, out, tables, checkpoint=name)
+                fresh = factory(self._store, self._db, self.settings.projection)
+                await fresh.start()
+                setattr(self, attr, fresh)
+            self._registry.proc_projection = self._proc
+            self._registry.events_projection = self._events
+            self._registry.audit_projection = self._audit
+        finally:
+            await asyncio.to_thread(out.unlink, missing_ok=True)
+            await asyncio.to_thread(out.with_name(out.name + ".wal").unlink, missing_ok=True)
+        return {"rebuilt": swapped, "records": result.records}
 
     async def aclose(self) -> None:
         """Release everything in reverse order. Idempotent."""

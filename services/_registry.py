@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,8 @@ class RegistryService:
         self.audit_projection = audit
         self.proc_projection = proc
         self.events_projection = events
+        #: rebuilds the stream projections beside the live ones (set by the runtime that owns them)
+        self.rebuilder: Callable[[], Awaitable[dict[str, Any]]] | None = None
         self._write_lock = asyncio.Lock()
 
     @property

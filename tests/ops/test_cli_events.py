@@ -84,3 +84,14 @@ async def test_replay_writes_the_projections_as_of_a_version(wippy: Wippy, write
         con.close()
     r = wippy("replay", "--to", "9", check=False)
     assert r.returncode != 0 and "does not exist" in r.stderr
+
+
+async def test_replay_rebuild_swaps_in_fresh_projections(wippy: Wippy, nats_url: str, namespace: str) -> None:
+    wippy("registry", "apply")
+    await _send(nats_url, namespace, [("users", "user.created", "/u/1", 1), ("users", "user.created", "/u/2", 2)])
+    result = wippy.json("replay", "--rebuild")
+    assert result["rebuilt"]["events"] == 2 and result["records"]["events"] == 2
+    rows = wippy.json("query", "SELECT count(*) AS n FROM events")
+    assert rows == [{"n": 2}]
+    r = wippy("replay", check=False)
+    assert r.returncode != 0 and "--rebuild" in r.stderr
