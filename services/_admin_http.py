@@ -65,7 +65,6 @@ class AdminHttp:
         self.registry = registry
         self.bus = bus
         self.node = node
-        self.ready = False
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._streams: set[EventSubscription] = set()
@@ -112,7 +111,8 @@ class AdminHttp:
         return _json({"status": "ok", "node": self.node, "version": self.registry.version})
 
     async def _ready(self, _request: web.Request) -> web.Response:
-        return _json({"ready": self.ready}, 200 if self.ready else 503)
+        ready = self.registry.ready
+        return _json({"ready": ready}, 200 if ready else 503)
 
     async def _versions(self, _request: web.Request) -> web.Response:
         return _json(await self.registry.versions())

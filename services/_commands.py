@@ -42,6 +42,10 @@ async def _ping(svc: RegistryService, _a: Args, _c: CallContext) -> Any:
     return {"node": svc.node, "version": svc.version}
 
 
+async def _ready(svc: RegistryService, _a: Args, _c: CallContext) -> Any:
+    return {"node": svc.node, "ready": svc.ready, "version": svc.version}
+
+
 async def _processes(svc: RegistryService, _a: Args, _c: CallContext) -> Any:
     """The processes running now, from the process projection."""
     return await svc.query(
@@ -103,6 +107,7 @@ async def _query(svc: RegistryService, a: Args, _c: CallContext) -> Any:
 COMMANDS: dict[str, Handler] = {
     "ping": _ping,
     "processes": _processes,
+    "ready": _ready,
     "rebuild": _rebuild,
     "apply": _apply_files,
     "rollback": _rollback,

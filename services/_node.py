@@ -284,8 +284,7 @@ class Node(Runtime):
         assert self.supervisor is not None and self.http is not None, "node not open"
         started = await self.supervisor.start_all()
         started += await self.http.start()
-        if self.admin_http is not None:
-            self.admin_http.ready = True
+        self.registry.ready = True
         return started
 
     async def aclose(self) -> None:

@@ -67,6 +67,8 @@ class RegistryService:
         self.audit_projection = audit
         self.proc_projection = proc
         self.events_projection = events
+        #: the node serving this registry has started its services (the `ready` admin verb, /ready)
+        self.ready = False
         #: rebuilds the stream projections beside the live ones (set by the runtime that owns them)
         self.rebuilder: Callable[[], Awaitable[dict[str, Any]]] | None = None
         self._write_lock = asyncio.Lock()

@@ -87,3 +87,6 @@ async def test_the_nats_admin_api_lists_processes(admin: tuple[Node, str]) -> No
     client = AdminClient(node.store, "n1")
     assert pid in [p["pid"] for p in await client.call("processes", {})]
     assert (await client.call("ping", {}))["node"] == "n1"
+    assert (await client.call("ready", {}))["ready"] is False  # the fixture does not start the services
+    await node.start_services()
+    assert (await client.call("ready", {}))["ready"] is True
