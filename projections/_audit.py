@@ -33,8 +33,6 @@ class AuditBatch:
         self.rows.append((seq, rec.at // 1000, rec.type, rec.actor, rec.node, b.get("action"), b.get("resource"),
                           b.get("entry"), orjson.dumps(b).decode()))
 
-    def prepend(self, older: AuditBatch) -> None:
-        self.rows[:0] = older.rows
 
 
 def write_audit(db: ProjectionDB, batch: AuditBatch, seq: int) -> None:

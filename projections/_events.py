@@ -47,8 +47,6 @@ class EventsBatch:
         self.rows.append((seq, at // 1000, raw.get("node") or "", system, kind, path,
                           orjson.dumps(b.get("data")).decode()))
 
-    def prepend(self, older: EventsBatch) -> None:
-        self.rows[:0] = older.rows
 
 
 def write_events(db: ProjectionDB, batch: EventsBatch, seq: int) -> None:

@@ -147,13 +147,6 @@ class ProcBatch:
             self.changes.setdefault(change.pid, []).append(change)
         self.events.append(event)
 
-    def prepend(self, older: ProcBatch) -> None:
-        """Put back a batch whose write failed, ahead of what arrived since."""
-        for pid, changes in older.changes.items():
-            self.changes[pid] = changes + self.changes.get(pid, [])
-        self.messages[:0] = older.messages
-        self.dead_letters[:0] = older.dead_letters
-        self.events[:0] = older.events
 
 
 def write_batch(db: ProjectionDB, batch: ProcBatch, seq: int) -> None:

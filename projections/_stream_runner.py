@@ -1,8 +1,8 @@
 """The runner of an append-style projection: follow one stream from a checkpoint into DuckDB.
 
-Records arrive through an ordered push consumer and are added to a batch (the projection's own
-type: it checks each record and turns it into rows); a writer thread writes the batch and the
-checkpoint in one transaction, at most ``flush_interval`` after a record arrived or as soon as
+Records arrive through an ordered push consumer and wait, encoded, for the writer thread, which
+turns them into the projection's batch (its own type: it checks each record and makes rows) and
+writes the batch and the checkpoint in one transaction, at most ``flush_interval`` after a record arrived or as soon as
 ``batch_size`` records wait. A restart resumes after the checkpoint, so nothing is written twice
 or skipped; a record delivered again (at or below the newest position seen) is ignored.
 """
@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from wippy.core import EventStore, RecordError, Subscription
 
@@ -26,7 +26,6 @@ class Batch(Protocol):
     def __len__(self) -> int: ...
     def add_raw(self, seq: int, data: bytes) -> None:
         """Check an encoded record and add its rows; RecordError (and nothing added) when it cannot."""
-    def prepend(self, older: Self) -> None: ...
 
 
 B = TypeVar("B", bound=Batch)
@@ -47,7 +46,8 @@ class StreamProjection(Generic[B]):
         self._write = write
         self.db_seq = 0
         self._seq = 0  # newest position handled (written to the batch or skipped)
-        self._batch = new_batch()
+        #: records received and not yet written: decoded in the writer thread, off the event loop
+        self._raw: list[tuple[int, bytes]] = []
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._db_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
@@ -69,14 +69,23 @@ class StreamProjection(Generic[B]):
         if seq <= self._seq:
             return  # redelivered
         self._seq = seq
-        try:
-            self._batch.add_raw(seq, data)
-        except RecordError as exc:
-            self.log.error("%s record %d skipped: %s", self.name, seq, exc)
-        if len(self._batch) >= self.settings.batch_size:
+        self._raw.append((seq, data))
+        if len(self._raw) >= self.settings.batch_size:
             self._flush_now.set()
         self._wake.set()
-        _release(self._waiters, seq)
+        if self._waiters:
+            _release(self._waiters, seq)
+
+    def _decode_and_write(self, raw: list[tuple[int, bytes]], seq: int) -> None:
+        """In the writer thread: the rows of ``raw`` (a record that cannot be read is skipped and
+        logged), written with the checkpoint ``seq``."""
+        batch = self._new_batch()
+        for rseq, data in raw:
+            try:
+                batch.add_raw(rseq, data)
+            except RecordError as exc:
+                self.log.error("%s record %d skipped: %s", self.name, rseq, exc)
+        self._write(self.db, batch, seq)
 
     async def wait_for(self, seq: int) -> None:
         """Return once position ``seq`` has been received (not necessarily written)."""
@@ -123,13 +132,13 @@ class StreamProjection(Generic[B]):
 
     async def _write_pending(self) -> None:
         seq = self._seq
-        if not self._batch and seq <= self.db_seq:
+        if not self._raw and seq <= self.db_seq:
             return
-        batch, self._batch = self._batch, self._new_batch()
+        raw, self._raw = self._raw, []
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._write, self.db, batch, seq)
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._decode_and_write, raw, seq)
         except Exception:
-            self._batch.prepend(batch)
+            self._raw[:0] = raw
             raise
         self.db_seq = seq
         _release(self._db_waiters, seq)
