@@ -9,6 +9,7 @@ transaction. The audit and process projections follow their streams into the ``a
 from ._audit import AUDIT as AUDIT
 from ._audit import AuditProjection as AuditProjection
 from ._duckdb import REGISTRY as REGISTRY
+from ._duckdb import REGISTRY_TABLES as REGISTRY_TABLES
 from ._duckdb import PersistedRegistry as PersistedRegistry
 from ._duckdb import ProjectionDB as ProjectionDB
 from ._duckdb import QueryResult as QueryResult
@@ -31,6 +32,7 @@ __all__ = [
     "PROC",
     "PROC_TABLES",
     "REGISTRY",
+    "REGISTRY_TABLES",
     "AppliedChangeset",
     "AuditProjection",
     "EventsProjection",

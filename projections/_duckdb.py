@@ -41,6 +41,8 @@ from wippy.core import ConfigError, DefinitionError, Entry
 from ._registry_state import AppliedChangeset
 
 REGISTRY = "registry"
+#: the tables the registry projection writes
+REGISTRY_TABLES = ("registry_entries", "registry_versions", "registry_history", "registry_files_base")
 
 # Rows land in the `store` schema as written (JSON as text we produced with orjson, times as
 # microseconds), which DuckDB's appender takes about twice as fast as JSON and TIMESTAMPTZ

@@ -16,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from wippy.core import EventStore, Record, RecordError, Subscription
 
-from ._duckdb import ProjectionDB
+from ._duckdb import REGISTRY, ProjectionDB
 from ._registry_state import AppliedChangeset, RegistryState, fold
 
 log = logging.getLogger("wippy.projections.registry")
@@ -127,6 +128,19 @@ class RegistryProjection:
         self._wake.set()
         _release(self._waiters, self.state.last_seq)
         return applied
+
+    async def swap_tables(self, source: Path, tables: Sequence[str], *, expect_seq: int) -> bool:
+        """Replace this projection's DuckDB tables with a rebuild's, if the rebuild covers exactly
+        what has been written (checked in the writer, so no write slips in between); False if not."""
+        await self.flush()
+
+        def swap() -> bool:
+            if self.db.checkpoint(REGISTRY)[0] != expect_seq:
+                return False
+            self.db.replace_from(source, tables, checkpoint=REGISTRY)
+            return True
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, swap)
 
     async def wait_for(self, seq: int) -> None:
         """Return once the in-memory state has folded position ``seq``."""

@@ -30,6 +30,8 @@ class ReplayResult:
     version: int
     at: datetime.datetime
     records: dict[str, int]
+    #: the registry checkpoint written (the position its tables cover)
+    registry_seq: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "version": self.version, "at": self.at.isoformat(), "records": self.records}
@@ -98,4 +100,5 @@ async def replay_to(store: EventStore, out: Path, *, version: int | None = None,
             counts[name] = n
     finally:
         await asyncio.to_thread(db.close)
-    return ReplayResult(out, version, datetime.datetime.fromtimestamp(cut_ns / 1e9, tz=datetime.UTC), counts)
+    return ReplayResult(out, version, datetime.datetime.fromtimestamp(cut_ns / 1e9, tz=datetime.UTC), counts,
+                        registry_seq=state.stable_seq)

@@ -20,6 +20,7 @@ from typing import Any, Self
 from wippy.core import (
     PROCESS_HOST_MEMORY,
     JetStreamEventStore,
+    LogError,
     LogServer,
     ServerSettings,
     StoreSettings,
@@ -34,6 +35,8 @@ from wippy.projections import (
     EVENTS,
     PROC,
     PROC_TABLES,
+    REGISTRY,
+    REGISTRY_TABLES,
     AuditProjection,
     EventsProjection,
     ProcProjection,
@@ -144,14 +147,24 @@ class Runtime:
         return self
 
     async def rebuild_projections(self) -> dict[str, Any]:
-        """Rebuild the process, events and audit projections from the start of the log beside the
-        live ones, then swap each in: its runner stops, its tables are replaced in one transaction,
-        and a new runner carries on from where the rebuild ended (queries never wait)."""
+        """Rebuild the projections from the start of the log beside the live ones, then swap each in:
+        the registry's tables are replaced in its writer (its state in memory is the log's already);
+        each stream projection's runner stops, its tables are replaced in one transaction, and a new
+        runner carries on from where the rebuild ended. Queries never wait."""
         assert self._db is not None and self._store is not None and self._registry is not None, "runtime not open"
         out = self.state_dir.path / "projections.rebuild.duckdb"
-        result = await replay_to(self._store, out, full=True)
         swapped: dict[str, int] = {}
         try:
+            assert self._projection is not None
+            for _attempt in range(5):  # the registry's tables must cover exactly what it has written
+                await self._projection.flush()
+                result = await replay_to(self._store, out, full=True)
+                await self._projection.wait_for(result.registry_seq)
+                if await self._projection.swap_tables(out, REGISTRY_TABLES, expect_seq=result.registry_seq):
+                    swapped[REGISTRY] = result.registry_seq
+                    break
+            else:
+                raise LogError("the registry kept changing during the rebuild; try again")
             for attr, factory, tables, name in (
                 ("_proc", ProcProjection, PROC_TABLES, PROC),
                 ("_events", EventsProjection, ("events",), EVENTS),

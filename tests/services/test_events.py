@@ -277,8 +277,11 @@ async def test_projections_rebuild_beside_the_live_ones_and_swap_in(proc_node: P
     assert db is not None
     db._con.execute("DELETE FROM store.events")  # damage: the rows are gone, the checkpoint says done
     assert await app.node.registry.query(query) == [{"n": 0}]
+    db._con.execute("DELETE FROM store.registry_entries")  # and the registry's current entries
     result = await app.node.rebuild_projections()
-    assert set(result["rebuilt"]) == {"proc", "events", "audit"}
+    assert set(result["rebuilt"]) == {"registry", "proc", "events", "audit"}
+    entries = await app.node.registry.query("SELECT id FROM registry_entries ORDER BY id")
+    assert "app:sender" in [r["id"] for r in entries]
     assert await app.node.registry.query(query) == [{"n": 3}]
     # the new runners carry on: later events and processes land as before
     assert await app.run("app:sender", [["r", "k", "/", 4]]) == ("sent", None)
@@ -286,3 +289,9 @@ async def test_projections_rebuild_beside_the_live_ones_and_swap_in(proc_node: P
     assert await app.node.registry.query(query) == [{"n": 4}]
     rows = await app.node.registry.query("SELECT count(*) AS n FROM processes WHERE entry_id = 'app:sender'")
     assert rows == [{"n": 2}]
+    # the registry writer carries on too: a new version lands once, after the rebuilt ones
+    before = await app.node.registry.query("SELECT count(*) AS n FROM registry_versions")
+    await app.apply(lua("app:late", "return { main = function() return 1 end }"))
+    await app.node.registry.projection.flush()
+    after = await app.node.registry.query("SELECT count(*) AS n FROM registry_versions")
+    assert after[0]["n"] == before[0]["n"] + 1
