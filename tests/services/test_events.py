@@ -74,6 +74,7 @@ async def test_subscribers_get_the_events_their_patterns_match(proc_node: ProcNo
     assert rows == [{"node": "n1", "system": s, "kind": k, "path": p, "n": n} for s, k, p, n in [
         ("users", "user.created", "/users/1", 1), ("orders", "order.placed", "/orders/9", 2),
         ("users", "user.updated", "/users/1", 3), ("users", "user.deleted", "/users/1", 4)]]
+    await app.processes.flush()  # the sender's records are in the log (a query catches up to the log)
     joined = await app.node.registry.query(  # SQL across projections: who sent what
         "SELECT e.kind, p.entry_id FROM events e JOIN processes p ON p.node = e.node "
         "WHERE p.entry_id = 'app:sender' ORDER BY e.seq")
@@ -287,6 +288,7 @@ async def test_projections_rebuild_beside_the_live_ones_and_swap_in(proc_node: P
     assert await app.run("app:sender", [["r", "k", "/", 4]]) == ("sent", None)
     await app.node.events.flush()
     assert await app.node.registry.query(query) == [{"n": 4}]
+    await app.processes.flush()
     rows = await app.node.registry.query("SELECT count(*) AS n FROM processes WHERE entry_id = 'app:sender'")
     assert rows == [{"n": 2}]
     # the registry writer carries on too: a new version lands once, after the rebuilt ones
