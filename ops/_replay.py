@@ -8,36 +8,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wippy.core import ConfigError, JetStreamEventStore, LogServer, Subjects
+from wippy.core import ConfigError
 from wippy.projections import replay_to
 
 from . import _output as output
 from ._config import CliConfig
-from ._tail import parse_from
+from ._tail import open_log, parse_from
 
 
 async def replay(cfg: CliConfig, *, to: str, out: str | None) -> int:
     target = parse_from(to)
     if target is None or (target == 1 and to == "start"):
         raise ConfigError("--to: give a registry version (a number) or an ISO time")
-    server = None
-    if cfg.runtime.nats_url is None:
-        server = await LogServer.open(cfg.runtime.state_dir, cfg.runtime.server)
-    url = cfg.runtime.nats_url or (server.url if server is not None else "")
-    store = await JetStreamEventStore.connect(url, Subjects(cfg.runtime.namespace), cfg.runtime.store,
-                                              name="wippy-replay")
-    try:
-        await store.provision()
+    async with open_log(cfg, "wippy-replay") as store:
         if isinstance(target, int):
             path = Path(out) if out else cfg.runtime.state_dir / f"replay-v{target}.duckdb"
             result = await replay_to(store, path, version=target)
         else:
             path = Path(out) if out else cfg.runtime.state_dir / f"replay-{target:%Y%m%dT%H%M%S}.duckdb"
             result = await replay_to(store, path, at=target)
-    finally:
-        await store.aclose()
-        if server is not None:
-            await server.aclose()
     if cfg.json:
         output.emit_json(result.to_json())
     else:

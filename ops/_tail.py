@@ -16,6 +16,7 @@ import contextlib
 import datetime
 import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -64,6 +65,26 @@ def parse_from(raw: str | None) -> int | datetime.datetime | None:
     return at if at.tzinfo is not None else at.replace(tzinfo=datetime.UTC)
 
 
+@contextlib.asynccontextmanager
+async def open_log(cfg: CliConfig, name: str) -> AsyncIterator[JetStreamEventStore]:
+    """The app's log for a command that only reads it: the state dir's embedded server (started if
+    no node runs) or ``--nats``; streams provisioned."""
+    server = None
+    if cfg.runtime.nats_url is None:
+        server = await LogServer.open(cfg.runtime.state_dir, cfg.runtime.server)
+    url = cfg.runtime.nats_url or (server.url if server is not None else "")
+    try:
+        store = await JetStreamEventStore.connect(url, Subjects(cfg.runtime.namespace), cfg.runtime.store, name=name)
+        try:
+            await store.provision()
+            yield store
+        finally:
+            await store.aclose()
+    finally:
+        if server is not None:
+            await server.aclose()
+
+
 async def tail(cfg: CliConfig, *, stream: str, system: str | None, kind: str | None, start: str | None,
                count: int | None) -> int:
     if stream not in STREAMS:
@@ -75,15 +96,8 @@ async def tail(cfg: CliConfig, *, stream: str, system: str | None, kind: str | N
     if count is not None and count < 1:
         raise ConfigError("--count must be at least 1")
     origin = parse_from(start)
-    subjects = Subjects(cfg.runtime.namespace)
-    server = None
-    if cfg.runtime.nats_url is None:
-        server = await LogServer.open(cfg.runtime.state_dir, cfg.runtime.server)
-    url = cfg.runtime.nats_url or (server.url if server is not None else "")
-    store = await JetStreamEventStore.connect(url, subjects, cfg.runtime.store, name="wippy-tail")
-    try:
-        await store.provision()
-        name = _stream_name(subjects, stream)
+    async with open_log(cfg, "wippy-tail") as store:
+        name = _stream_name(store.subjects, stream)
         head = await store.last_seq(name)
         if origin is None:
             first = head + 1
@@ -97,10 +111,6 @@ async def tail(cfg: CliConfig, *, stream: str, system: str | None, kind: str | N
                 raise ConfigError(f"--from {start}: no {stream} record is that recent (the stream holds {head})")
         return await _follow(store, name, first, stream=stream, system_re=system_re, kind_re=kind_re,
                              count=count, as_json=cfg.json)
-    finally:
-        await store.aclose()
-        if server is not None:
-            await server.aclose()
 
 
 async def _follow(store: JetStreamEventStore, name: str, first: int, *, stream: str, system_re: Any,

@@ -28,6 +28,7 @@ from wippy.core import ConfigError, WippyError, parse_addr
 
 from ._commands import execute
 from ._events import EventBus, EventSubscription
+from ._http import bound_port
 from ._registry import RegistryService
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -84,9 +85,7 @@ class AdminHttp:
         site = web.TCPSite(runner, host, port)
         await site.start()
         self._runner = runner
-        server = site._server  # the bound port (port 0 picks one)
-        sockets = list(getattr(server, "sockets", None) or [])
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        self.port = bound_port(site, port)
 
     async def aclose(self) -> None:
         for sub in list(self._streams):  # event streams end, so their requests finish

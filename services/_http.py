@@ -137,8 +137,7 @@ class _Server:
             await runner.cleanup()
             raise
         self.runner, self.site = runner, site
-        sockets = server_sockets(site)
-        self.port = sockets[0].getsockname()[1] if sockets else spec.port
+        self.port = bound_port(site, spec.port)
         log.info("http server listening", extra={"fields": {"service": spec.id, "host": spec.host or "*",
                                                              "port": self.port, "tls": spec.tls is not None}})
 
@@ -278,9 +277,11 @@ class _Server:
         return error_response(status, message)
 
 
-def server_sockets(site: web.TCPSite) -> list[Any]:
+def bound_port(site: web.TCPSite, default: int) -> int:
+    """The port a started site listens on (``default`` if it cannot tell): what port 0 picked."""
     server = site._server  # aiohttp keeps the asyncio server private; its sockets tell the bound port
-    return list(getattr(server, "sockets", None) or [])
+    sockets = list(getattr(server, "sockets", None) or [])
+    return int(sockets[0].getsockname()[1]) if sockets else default
 
 
 class HttpServers:

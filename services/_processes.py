@@ -210,13 +210,7 @@ class ProcessRuntime:
 
         ``opts``: link, monitor (to ``parent``), name, context, security, messages (with_message).
         """
-        if self._closed:
-            raise ProcessError("the node is stopping; no new processes")
-        entry = self.registry.get(entry_id)
-        if entry is None:
-            raise NotFoundError(f"process entry {entry_id} does not exist")
-        if entry.kind != "process.lua":
-            raise ProcessError(f"{entry_id} is a {entry.kind}; only process.lua entries run as processes")
+        entry = self._entry(entry_id, "process.lua")
         host = self.host(host_id)
         try:
             return self._start(host, entry, parent, host_id, opts=opts, args=args)
@@ -326,15 +320,20 @@ class ProcessRuntime:
         pids.append(pid)
         return pid
 
-    def _callable(self, entry_id: str, host_id: str) -> tuple[Any, Any]:
-        """The host of a call and the compiled function of ``entry_id`` on it (cached per version)."""
+    def _entry(self, entry_id: str, kind: str) -> Any:
+        """The entry to run, of ``kind``; NotFoundError / ProcessError naming it otherwise."""
         if self._closed:
-            raise ProcessError("the node is stopping")
+            raise ProcessError("the node is stopping; nothing new starts")
         entry = self.registry.get(entry_id)
         if entry is None:
-            raise NotFoundError(f"function entry {entry_id} does not exist")
-        if entry.kind != "function.lua":
-            raise ProcessError(f"{entry_id} is a {entry.kind}, not a function.lua")
+            raise NotFoundError(f"{kind} entry {entry_id} does not exist")
+        if entry.kind != kind:
+            raise ProcessError(f"{entry_id} is a {entry.kind}, not a {kind}")
+        return entry
+
+    def _callable(self, entry_id: str, host_id: str) -> tuple[Any, Any]:
+        """The host of a call and the compiled function of ``entry_id`` on it (cached per version)."""
+        entry = self._entry(entry_id, "function.lua")
         host = self.host(host_id, calls=True)
         cached = self._fns.get((host_id, entry_id))
         if cached is not None and cached[0] is entry and cached[1] is host:  # the same version on the same host

@@ -39,6 +39,31 @@ def report(name: str, **figures: Any) -> None:
     print(f"\nBENCH {name}: {parts}", flush=True)
 
 
+async def raw_publish_consume(store: Any, stream: str, subject: str, n: int, payload_size: int) -> float:
+    """The raw baseline of the log's hot paths: nats-py ``publish_async`` of ``n`` records into
+    ``subject`` while an ordered push consumer with a callback receives them; records/s."""
+    import time
+
+    payload = b"x" * payload_size
+    got = 0
+    done = asyncio.get_running_loop().create_future()
+
+    def cb(_seq: int, _data: bytes, _pending: int) -> None:
+        nonlocal got
+        got += 1
+        if got == n and not done.done():
+            done.set_result(None)
+
+    sub = await store.subscribe_raw(stream, await store.last_seq(stream) + 1, cb, subject=subject)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await store.publish_pipelined(subject, payload)
+    await done
+    took = time.perf_counter() - t0
+    await sub.stop()
+    return n / took
+
+
 @pytest.fixture
 def bench_dir(tmp_path: Path) -> Path:
     return tmp_path

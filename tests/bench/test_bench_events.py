@@ -23,7 +23,7 @@ import pytest
 from wippy.core import Changeset, Entry, Op
 from wippy.services import Node, RuntimeSettings, StateDir
 
-from .conftest import report, run
+from .conftest import raw_publish_consume, report, run
 
 pytestmark = pytest.mark.bench
 
@@ -37,48 +37,21 @@ SUBSCRIBER = """return { main = function(n)
     return n
 end }"""
 
-PACED = """return { main = function(n)
+SENDER = """return { main = function(n, pace)
     local events, time = require("events"), require("time")
     local data = {seq = 0, text = "an event of about one hundred bytes, as a small notification would be"}
     for i = 1, n do
         data.seq = i
         events.send("bench", "tick", "/bench", data)
-        if i % 200 == 0 then time.sleep("1ms") end  -- let the node's other work run (as real senders do)
-    end
-end }"""
-
-SENDER = """return { main = function(n)
-    local events = require("events")
-    local data = {seq = 0, text = "an event of about one hundred bytes, as a small notification would be"}
-    for i = 1, n do
-        data.seq = i
-        events.send("bench", "tick", "/bench", data)
+        -- paced: let the node's other work run every `pace` events (as real senders do)
+        if pace and i % pace == 0 then time.sleep("1ms") end
     end
 end }"""
 
 
 async def _raw(node: Node, n: int) -> float:
     store = node.store
-    stream = store.subjects.events_stream
-    subject = store.subjects.events("rawbench")
-    payload = b"x" * 200
-    got = 0
-    done = asyncio.get_running_loop().create_future()
-
-    def cb(_seq: int, _data: bytes, _pending: int) -> None:
-        nonlocal got
-        got += 1
-        if got == n and not done.done():
-            done.set_result(None)
-
-    sub = await store.subscribe_raw(stream, await store.last_seq(stream) + 1, cb, subject=subject)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        await store.publish_pipelined(subject, payload)
-    await done
-    took = time.perf_counter() - t0
-    await sub.stop()
-    return n / took
+    return await raw_publish_consume(store, store.subjects.events_stream, store.subjects.events("rawbench"), n, 200)
 
 
 def test_send_to_one_subscriber(tmp_path: Path) -> None:
@@ -93,7 +66,7 @@ def test_send_to_one_subscriber(tmp_path: Path) -> None:
                 return Entry(name, "process.lua", {}, data)
 
             es = [Entry("app:procs", "process.host", {}, {}), proc("app:subscriber", SUBSCRIBER),
-                  proc("app:sender", SENDER), proc("app:paced", PACED)]
+                  proc("app:sender", SENDER)]
             await node.registry.apply(Changeset(ops=tuple(Op("create", e.id, e) for e in es)))
             procs = node.processes
             assert procs is not None
@@ -120,7 +93,7 @@ def test_send_to_one_subscriber(tmp_path: Path) -> None:
             assert projection is not None
             stream = node.store.subjects.events_stream
             lags: list[int] = []
-            sender = procs.wait(procs.spawn(None, "app:paced", "app:procs", {}, [3 * n]))
+            sender = procs.wait(procs.spawn(None, "app:sender", "app:procs", {}, [3 * n, 200]))
             t0 = time.perf_counter()
             while not sender.done():
                 lags.append(await node.store.last_seq(stream) - projection.db_seq)

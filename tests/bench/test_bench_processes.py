@@ -22,7 +22,7 @@ import pytest
 from wippy.core import Changeset, Entry, Op
 from wippy.services import Node, RuntimeSettings, StateDir
 
-from .conftest import percentile, report, run
+from .conftest import percentile, raw_publish_consume, report, run
 
 pytestmark = pytest.mark.bench
 
@@ -101,26 +101,7 @@ async def _node(tmp: Path) -> tuple[Node, StateDir]:
 async def _raw_throughput(node: Node, n: int) -> float:
     """publish_async n records into the proc stream and receive them with an ordered push consumer."""
     store = node.store
-    subject = store.subjects.proc("rawbench")
-    payload = b"x" * 180
-    got = 0
-    done = asyncio.get_running_loop().create_future()
-
-    def cb(_seq: int, _data: bytes, _pending: int) -> None:
-        nonlocal got
-        got += 1
-        if got == n and not done.done():
-            done.set_result(None)
-
-    head = await store.last_seq(store.subjects.proc_stream)
-    sub = await store.subscribe_raw(store.subjects.proc_stream, head + 1, cb, subject=subject)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        await store.publish_pipelined(subject, payload)
-    await done
-    took = time.perf_counter() - t0
-    await sub.stop()
-    return n / took
+    return await raw_publish_consume(store, store.subjects.proc_stream, store.subjects.proc("rawbench"), n, 180)
 
 
 async def _raw_hop(node: Node, n: int) -> float:
