@@ -666,3 +666,52 @@ async def test_streamed_request_bodies_cookies_and_request_details(http: Http) -
     assert body["total"] == 25600 and body["chunks"] >= 1 and body["length"] == 25600
     assert body["cookie"] == "abc" and body["agent"] == "tests" and body["has_body"] is True
     assert body["host"].startswith("127.0.0.1:") and body["remote"].startswith("127.0.0.1:")
+
+
+MOVER = lua("app:mover", """return { main = function(next_pid)
+    local inbox = process.inbox()
+    while true do
+        local m = inbox:receive()
+        local topic, data = m:topic(), m:payload():data()
+        if topic == "ws.join" then
+            -- hand the connection to the next process, which closes it
+            process.send(data.client_pid, "ws.control", {target_pid = next_pid, message_topic = "chat"})
+        elseif topic == "ws.leave" then
+            return "left"
+        end
+    end
+end }""")
+
+CLOSER = lua("app:closer", """return { main = function()
+    local inbox = process.inbox()
+    local beats = 0
+    while true do
+        local m = inbox:receive()
+        local topic, data = m:topic(), m:payload():data()
+        if topic == "ws.heartbeat" then
+            beats = beats + 1
+            if beats == 1 then process.send(data.client_pid, "ready", true) end  -- the connection is ours
+        end
+        if topic == "chat" then
+            process.send(m:from(), "said", {text = data, beats = beats > 0})
+            process.send(m:from(), "ws.close", "bye")
+            return "closed it"
+        end
+    end
+end }""")
+
+
+async def test_relay_control_moves_the_connection_and_close_ends_it(http: Http) -> None:
+    await http.app.apply(MOVER, CLOSER)
+    await http.apply(handler("wsm", """
+        local closer = process.spawn("app:closer", "app:procs")
+        local mover = process.spawn("app:mover", "app:procs", closer)
+        http.response():set_header("X-WS-Relay", json.encode({target_pid = mover, heartbeat_interval = "50ms"}))
+    """, ("http", "json")), endpoint("wsm.ep", "GET", "/wsm", "app:wsm"))
+    async with http.session.ws_connect(http.url("/api/wsm")) as ws:
+        assert await asyncio.wait_for(ws.receive_json(), 10) == {"topic": "ready", "data": True}
+        await ws.send_str("hello")
+        said = await asyncio.wait_for(ws.receive_json(), 10)
+        assert said == {"topic": "said", "data": {"text": "hello", "beats": True}}
+        msg = await asyncio.wait_for(ws.receive(), 10)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
