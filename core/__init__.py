@@ -21,6 +21,11 @@ from ._contracts import BINDING_KIND as CONTRACT_BINDING_KIND
 from ._contracts import DEFINITION_KIND as CONTRACT_DEFINITION_KIND
 from ._contracts import BoundContract as BoundContract
 from ._contracts import bound_contracts as bound_contracts
+from ._data_kinds import QUEUE_CODECS as QUEUE_CODECS
+from ._data_kinds import ConsumerSpec as ConsumerSpec
+from ._data_kinds import QueueSpec as QueueSpec
+from ._data_kinds import consumer_spec as consumer_spec
+from ._data_kinds import queue_spec as queue_spec
 from ._durations import MAX_DURATION as MAX_DURATION
 from ._durations import MIN_DURATION as MIN_DURATION
 from ._durations import format_go_duration as format_go_duration
@@ -85,6 +90,12 @@ from ._loader import load_app as load_app
 from ._merge import FileEntry as FileEntry
 from ._merge import MergePlan as MergePlan
 from ._merge import plan_files_apply as plan_files_apply
+from ._nats_kv import JetStreamKV as JetStreamKV
+from ._nats_kv import KeyExistsError as KeyExistsError
+from ._nats_kv import bucket_name as kv_bucket_name
+from ._nats_queue import JetStreamQueues as JetStreamQueues
+from ._nats_queue import QueueConsumer as QueueConsumer
+from ._nats_queue import QueueMessage as QueueMessage
 from ._pipeline import Pipeline as Pipeline
 from ._records import Record as Record
 from ._records import new_traceparent as new_traceparent
@@ -133,6 +144,7 @@ __all__ = [
     "MIN_DURATION",
     "POLICY_KINDS",
     "PROCESS_HOST_MEMORY",
+    "QUEUE_CODECS",
     "Appended",
     "AppliedOp",
     "Authorizer",
@@ -142,6 +154,7 @@ __all__ = [
     "ChangesetBuilder",
     "ConfigError",
     "ConflictError",
+    "ConsumerSpec",
     "DecodedChangeset",
     "DefinitionError",
     "DefinitionErrors",
@@ -158,6 +171,9 @@ __all__ = [
     "Grant",
     "InvalidTokenError",
     "JetStreamEventStore",
+    "JetStreamKV",
+    "JetStreamQueues",
+    "KeyExistsError",
     "KindCheck",
     "LoadedApp",
     "LoadedEntry",
@@ -175,6 +191,9 @@ __all__ = [
     "PermissionDeniedError",
     "Pipeline",
     "PolicySpec",
+    "QueueConsumer",
+    "QueueMessage",
+    "QueueSpec",
     "Record",
     "RecordError",
     "RegexError",
@@ -198,6 +217,7 @@ __all__ = [
     "compile_event_pattern",
     "compile_expr",
     "compile_re2",
+    "consumer_spec",
     "diff_states",
     "endpoint_spec",
     "env_file_spec",
@@ -217,6 +237,7 @@ __all__ = [
     "host_memory",
     "iter_references",
     "join_path",
+    "kv_bucket_name",
     "load_app",
     "load_yaml",
     "native_components",
@@ -229,6 +250,7 @@ __all__ = [
     "plan_files_apply",
     "policy_from_entry",
     "proc_records",
+    "queue_spec",
     "re2_search",
     "register_kind_check",
     "register_native_component",

@@ -101,6 +101,10 @@ class HostContext:
     supervisor: Any = None
     #: the node's event bus (services.EventBus), for `events`
     events: Any = None
+    #: the node's SQL databases (services.SqlHub), for `sql` and store.sql
+    databases: Any = None
+    #: the node's queues (services.QueueHub), for `queue`
+    queues: Any = None
 
 
 class LuaHost:

@@ -14,6 +14,7 @@ from ._env import EnvService as EnvService
 from ._node import Node as Node
 from ._node import Runtime as Runtime
 from ._node import RuntimeSettings as RuntimeSettings
+from ._queues import QueueHub as QueueHub
 from ._registry import ApplyResult as ApplyResult
 from ._registry import RegistryService as RegistryService
 from ._statedir import NodeRecord as NodeRecord
@@ -39,6 +40,7 @@ __all__ = [
     "MetricError",
     "Node",
     "NodeRecord",
+    "QueueHub",
     "RegistryService",
     "Runtime",
     "RuntimeSettings",

@@ -53,6 +53,7 @@ from ._events import EventBus, LogsToEvents
 from ._http import HttpServers
 from ._http_middleware import MiddlewareDeps
 from ._processes import ProcessRuntime
+from ._queues import QueueHub
 from ._registry import RegistryService
 from ._statedir import NodeRecord, StateDir
 from ._stores import StoreHub
@@ -139,7 +140,7 @@ class Runtime:
             self._registry = RegistryService(self._projection, node=self.node, audit=self._audit, proc=self._proc,
                                              events=self._events)
             self._registry.rebuilder = self.rebuild_projections
-            self.stores = StoreHub(self._registry)
+            self.stores = StoreHub(self._registry, nats=self._store.client, namespace=self.settings.namespace)
             self.env = EnvService(self._registry, environ=self.settings.environ, base_dir=self.settings.app_dir)
         except BaseException:
             await self.aclose()
@@ -242,6 +243,8 @@ class Node(Runtime):
         self._log_handler: LogsToEvents | None = None
         #: the HTTP admin API, when configured
         self.admin_http: AdminHttp | None = None
+        #: the node's queues and queue consumers (started by `start_services`)
+        self.queues: QueueHub | None = None
 
     async def open(self) -> Self:
         await super().open()
@@ -256,6 +259,8 @@ class Node(Runtime):
                                             host_factory=self.make_host)
             await self.processes.start()
             self.supervisor = Supervisor(self.processes, self.registry)
+            self.queues = QueueHub(self.registry, self.processes, nats=self.store.client,
+                                   namespace=self.settings.namespace)
             self.http = HttpServers(
                 registry=self.registry, processes=self.processes, node=self.node, store=self.store,
                 base_dir=self.settings.app_dir,
@@ -290,12 +295,13 @@ class Node(Runtime):
                                    strict=self.settings.security_strict, stores=self.stores,
                                    audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
                                    telemetry=self.telemetry, processes=self.processes,
-                                   supervisor=self.supervisor, events=self.events))
+                                   supervisor=self.supervisor, events=self.events, queues=self.queues))
 
     async def start_services(self) -> list[str]:
-        """Start the auto_start hosts and services, then the auto_start HTTP servers."""
-        assert self.supervisor is not None and self.http is not None, "node not open"
+        """Start the auto_start hosts and services, then the queue consumers and HTTP servers."""
+        assert self.supervisor is not None and self.http is not None and self.queues is not None, "node not open"
         started = await self.supervisor.start_all()
+        started += await self.queues.start()
         started += await self.http.start()
         self.registry.ready = True
         return started
@@ -308,6 +314,7 @@ class Node(Runtime):
         processes, self.processes = self.processes, None
         supervisor, self.supervisor = self.supervisor, None
         http, self.http = self.http, None
+        queues, self.queues = self.queues, None
         events, self.events = self.events, None
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
@@ -317,6 +324,8 @@ class Node(Runtime):
                 await admin_http.aclose()
             if http is not None:  # no new requests; running ones finish before their code goes away
                 await http.aclose()
+            if queues is not None:  # no new deliveries; running handlers finish
+                await queues.aclose()
             if supervisor is not None:
                 await supervisor.aclose()
             if processes is not None:

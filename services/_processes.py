@@ -54,7 +54,7 @@ from wippy.lua_stdlib import LuaCodeError, LuaMemoryError, decode_binary
 log = logging.getLogger("wippy.processes")
 
 HOST_KINDS = ("process.host", "terminal.host")
-CALL_HOST_KINDS = ("http.service",)
+CALL_HOST_KINDS = ("http.service", "queue.consumer")
 _PID_EPOCH_MS = 1_767_225_600_000  # 2026-01-01: keeps pids short
 _DEFAULT_ID = "0x00000"  # the pid of code that runs on a host outside any process
 _ENVELOPE = 4096  # bytes a record needs besides its payload (envelope, ids, topic)

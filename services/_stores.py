@@ -1,22 +1,41 @@
-"""Key-value stores of a node: `store.memory` (this issue); other kinds arrive with the data modules.
+"""Key-value stores of a node: `store.memory`, `store.kv.raft` (a JetStream KV bucket), `store.sql`.
 
 One ``StoreHub`` per node holds a backend per store entry, shared by every Lua process and by
 Python services (a token store is read by HTTP middleware and by Lua alike). Values are kept as
-JSON text, so readers get copies, never a shared table. Expired keys vanish on access and in a
-sweep every ``cleanup_interval``.
+JSON text, so readers get copies, never a shared table.
+
+- ``store.memory``: in this process; expired keys vanish on access and in a sweep every
+  ``cleanup_interval``. Its methods are synchronous.
+- ``store.kv.raft``: a JetStream KV bucket per entry, shared by every node of the deployment,
+  durable and replicated by NATS (``replicas``, ours). Methods are coroutines.
+- ``store.sql``: a table of an SQL database entry (services._store_sql). Methods are coroutines.
+
+Every kind also takes (ours) ``read_only: true`` (writes are refused with PERMISSION_DENIED) and
+``max_value_size`` (bytes of the JSON value; larger values are refused with INVALID); the hub
+wraps backends with those checks (``Guarded``).
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 
-from wippy.core import ConflictError, DefinitionError, Entry, NotFoundError, NotImplementedFeatureError, WippyError
+from wippy.core import (
+    ConflictError,
+    DefinitionError,
+    Entry,
+    JetStreamKV,
+    NotFoundError,
+    NotImplementedFeatureError,
+    PermissionDeniedError,
+    WippyError,
+    kv_bucket_name,
+)
 from wippy.lua_stdlib import parse_go_duration
 
 
@@ -136,14 +155,149 @@ class MemoryStore:
         return {"id": self.id, "kind": "store.memory", "size": len(self._items), "max_size": self.max_size}
 
 
+def _encode(store_id: str, key: str, value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise DefinitionError(f"store {store_id}: value for {key!r} cannot be stored: {exc}") from exc
+
+
+class KvStore:
+    """A store.kv.raft entry: a JetStream KV bucket (``<NS>_<entry id>``), opened on first use."""
+
+    def __init__(self, entry: Entry, nats: Any, namespace: str) -> None:
+        self.id = entry.id
+        if nats is None:
+            raise NotImplementedFeatureError(f"store {entry.id}: store.kv.raft needs a node connected to NATS")
+        name = entry.data.get("namespace")
+        self.bucket = kv_bucket_name(namespace, str(name) if name else entry.id)
+        replicas = entry.data.get("replicas", 1)
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+            raise DefinitionError("must be a positive integer", entry=entry.id, field="replicas")
+        self._replicas = replicas
+        self._memory = entry.data.get("durable") is False
+        self._nats = nats
+        self._kv: JetStreamKV | None = None
+
+    async def _bucket(self) -> JetStreamKV:
+        if self._kv is None:
+            self._kv = await JetStreamKV.open(self._nats, self.bucket, replicas=self._replicas, memory=self._memory)
+        return self._kv
+
+    async def get(self, key: str) -> Any:
+        return (await self.entry(key))["value"]
+
+    async def entry(self, key: str) -> dict[str, Any]:
+        item = await (await self._bucket()).get(key)
+        if item is None:
+            raise NotFoundError(f"key {key!r} not found in store {self.id}")
+        return {"key": key, "value": orjson.loads(item.value), "version": item.revision}
+
+    async def has(self, key: str) -> bool:
+        return await (await self._bucket()).get(key) is not None
+
+    async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        await (await self._bucket()).put(key, _encode(self.id, key, value), ttl=ttl)
+
+    async def put(self, key: str, value: Any, *, ttl: float | None = None, only_if_absent: bool = False,
+                  if_version: int | None = None) -> dict[str, Any]:
+        kv = await self._bucket()
+        data = _encode(self.id, key, value)
+        try:
+            if only_if_absent:
+                version = await kv.create(key, data, ttl=ttl)
+            elif if_version is not None:
+                version = await kv.update(key, data, if_version, ttl=ttl)
+            else:
+                version = await kv.put(key, data, ttl=ttl)
+        except WippyError as exc:
+            kind = type(exc)
+            raise kind(f"store {self.id}: {exc}") from exc
+        return {"key": key, "value": value, "version": version}
+
+    async def delete(self, key: str) -> bool:
+        kv = await self._bucket()
+        if await kv.get(key) is None:
+            return False
+        await kv.delete(key)
+        return True
+
+    async def list(self, *, prefix: str = "", after: str | None = None, limit: int = 100) -> dict[str, Any]:
+        kv = await self._bucket()
+        keys = [k for k in await kv.keys() if k.startswith(prefix) and (after is None or k > after)]
+        items = []
+        for k in keys[:limit]:
+            item = await kv.get(k)
+            if item is not None:  # deleted meanwhile
+                items.append({"key": k, "value": orjson.loads(item.value), "version": item.revision})
+        return {"items": items, "cursor": items[-1]["key"] if items else None, "has_more": len(keys) > limit}
+
+    async def info(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": "store.kv.raft", "bucket": self.bucket,
+                "size": await (await self._bucket()).count()}
+
+
+_WRITES = frozenset({"set", "put", "delete"})
+
+
+class Guarded:
+    """A backend with the entry's ``read_only`` and ``max_value_size`` enforced in front of it."""
+
+    def __init__(self, entry: Entry, backend: Any) -> None:
+        self.id = entry.id
+        self.backend = backend
+        self.read_only = entry.data.get("read_only") is True
+        limit = entry.data.get("max_value_size", 0)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise DefinitionError("must be a number of bytes (0: no limit)", entry=entry.id, field="max_value_size")
+        self.max_value_size = limit
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self.backend, name)
+        if name in _WRITES and self.read_only:
+            def refuse(*_: Any, **__: Any) -> Any:
+                raise PermissionDeniedError(f"store {self.id} is read-only (read_only: true)")
+            return refuse
+        if name in ("set", "put") and self.max_value_size:
+            def sized(key: str, value: Any, *args: Any, **kw: Any) -> Any:
+                size = len(_encode(self.id, key, value))
+                if size > self.max_value_size:
+                    raise DefinitionError(f"store {self.id}: value for {key!r} is {size} bytes, above "
+                                          f"max_value_size ({self.max_value_size})")
+                return fn(key, value, *args, **kw)
+            return sized
+        return fn
+
+
+Backend = Any  # MemoryStore (sync) or a store whose methods are coroutines (KvStore, SqlStore)
+AsyncResult = Awaitable[Any]
+
+
 class StoreHub:
-    """The node's store backends, made on first use from their registry entries."""
+    """The node's store backends, made on first use from their registry entries.
 
-    KINDS: ClassVar[dict[str, type[MemoryStore]]] = {"store.memory": MemoryStore}
+    ``nats`` (a connected client) and ``namespace`` serve store.kv.raft; ``databases`` (the
+    node's SqlHub) serves store.sql. Without them those kinds are UNAVAILABLE.
+    """
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Any, *, nats: Any = None, namespace: str = "wippy", databases: Any = None) -> None:
         self._registry = registry
         self._stores: dict[str, tuple[Entry, Any]] = {}
+        self._nats = nats
+        self._namespace = namespace
+        self._databases = databases
+        self.KINDS: dict[str, Callable[[Entry], Any]] = {
+            "store.memory": MemoryStore,
+            "store.kv.raft": lambda e: KvStore(e, self._nats, self._namespace),
+            "store.sql": self._sql_store,
+        }
+
+    def _sql_store(self, entry: Entry) -> Any:
+        if self._databases is None:
+            raise NotImplementedFeatureError(f"store {entry.id}: store.sql needs the node's SQL databases")
+        from ._store_sql import SqlStore
+
+        return SqlStore(entry, self._databases)
 
     def get(self, store_id: str) -> Any:
         entry = self._registry.get(store_id)
@@ -160,5 +314,7 @@ class StoreHub:
             raise DefinitionError(f"{store_id} is a {entry.kind}, not a store")
         # a changed entry gets a fresh backend (memory stores do not survive a config change)
         backend = factory(entry)
+        if "read_only" in entry.data or "max_value_size" in entry.data:
+            backend = Guarded(entry, backend)
         self._stores[store_id] = (entry, backend)
         return backend

@@ -42,7 +42,7 @@ local function exchange()
     local t = S.running
     while t ~= nil do
         local x = t.call_data
-        if x ~= nil then return x end
+        if x ~= nil and type(x) ~= "table" then return x end  -- a table is a queue delivery
         t = t.parent
     end
     return nil
