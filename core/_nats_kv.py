@@ -122,9 +122,9 @@ class JetStreamKV:
         """(revision, deleted) of the key's last message, or None if it has none."""
         try:
             entry = await self._kv.get(escape_key(key), validate_keys=False)
-        except KeyDeletedError as exc:
-            return (exc.entry.revision or 0), True
-        except (KeyNotFoundError, JsNotFoundError):
+        except (KeyNotFoundError, KeyDeletedError) as exc:  # a delete marker comes with its entry
+            return ((exc.entry.revision or 0), True) if exc.entry is not None else None
+        except JsNotFoundError:
             return None
         return (entry.revision or 0), False
 

@@ -42,7 +42,7 @@ return {main = main}
 
 async def until(check: Any, timeout: float = 20.0) -> None:
     async with asyncio.timeout(timeout):
-        while not await check():
+        while not await check():  # noqa: ASYNC110 - the handlers' effects are polled, bounded by the timeout
             await asyncio.sleep(0.05)
 
 
