@@ -66,7 +66,7 @@ class MemoryQueue:
         self._readable.set()
 
     def take_now(self, n: int) -> list[Message]:
-        out = []
+        out: list[Message] = []
         while self.items and len(out) < n:
             out.append(self.items.popleft())
         if out:

@@ -124,9 +124,7 @@ class Consumer:
                 want += 1
             try:
                 got = await self.source.fetch(want, 1.0)
-            except Exception:
-                if self._stopping:
-                    return
+            except Exception:  # a lost connection: nats-py reconnects; fetch again after a pause
                 log.exception("queue consumer %s: fetching failed; retrying", self.spec.id)
                 got = []
                 await asyncio.sleep(1.0)
