@@ -112,9 +112,9 @@ class QueueConsumer:
 
     @staticmethod
     async def ack(msg: QueueMessage) -> None:
-        try:
-            await msg.raw.ack_sync(timeout=5)
-        except Exception as exc:  # the ack may be lost; the message then comes again (at least once)
+        try:  # not waiting for the server's reply: a lost ack means one redelivery (at least once)
+            await msg.raw.ack()
+        except Exception as exc:
             raise LogError(f"acknowledging message {msg.id} failed: {exc}") from exc
 
     @staticmethod

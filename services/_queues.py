@@ -99,7 +99,8 @@ class Consumer:
         self.security = security_option(lifecycle_of(entry).security, hub.registry)
         self.touch_every = max(ack_wait / 2, 0.5)
         self._buffer: asyncio.Queue[Message] = asyncio.Queue()
-        self._room = asyncio.Semaphore(spec.prefetch)
+        self._free = spec.prefetch  # deliveries that may be fetched now
+        self._freed = asyncio.Event()
         self._stopping = False
         self._busy = 0
         self._idle = asyncio.Event()
@@ -116,20 +117,22 @@ class Consumer:
         self._tasks += [asyncio.create_task(self._work(), name=name) for _ in range(self.spec.concurrency)]
 
     async def _fetch(self) -> None:
+        """Keep up to ``prefetch`` deliveries fetched; fetch in batches of at least half of it
+        while the workers still have work buffered (one fetch per message would cost a round
+        trip each)."""
+        low = max(1, self.spec.prefetch // 2)
         while not self._stopping:
-            await self._room.acquire()
-            want = 1
-            while want < self.spec.prefetch and not self._room.locked():
-                await self._room.acquire()
-                want += 1
+            while self._free == 0 or (self._free < low and not self._buffer.empty()):
+                self._freed.clear()
+                await self._freed.wait()
+            want, self._free = self._free, 0
             try:
                 got = await self.source.fetch(want, 1.0)
             except Exception:  # a lost connection: nats-py reconnects; fetch again after a pause
                 log.exception("queue consumer %s: fetching failed; retrying", self.spec.id)
                 got = []
                 await asyncio.sleep(1.0)
-            for _ in range(want - len(got)):
-                self._room.release()
+            self._free += want - len(got)
             for msg in got:
                 self._buffer.put_nowait(msg)
 
@@ -146,7 +149,8 @@ class Consumer:
                 self._busy -= 1
                 if not self._busy:
                     self._idle.set()
-                self._room.release()
+                self._free += 1
+                self._freed.set()
 
     async def _handle(self, msg: Message) -> None:
         spec = self.spec
