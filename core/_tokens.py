@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import inspect
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,9 +43,15 @@ class Registry(Protocol):
 
 
 class KeyValueStore(Protocol):
+    """A store backend: each method returns its result, or an awaitable of it (durable stores)."""
+
     def get(self, key: str) -> Any: ...
-    def set(self, key: str, value: Any, ttl: float | None = None) -> None: ...
-    def delete(self, key: str) -> bool: ...
+    def set(self, key: str, value: Any, ttl: float | None = None) -> Any: ...
+    def delete(self, key: str) -> Any: ...
+
+
+async def _settled(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +115,7 @@ class TokenService:
         self._keys[entry.id] = (entry, key)
         return key
 
-    def create(self, store_id: str, grant: Grant, *, expiration: Any = None) -> str:
+    async def create(self, store_id: str, grant: Grant, *, expiration: Any = None) -> str:
         entry, store = self._store(store_id)
         default = expiration_seconds(entry.data.get("default_expiration", "24h"), 86400.0, self._parse)
         ttl = expiration_seconds(expiration, default, self._parse)
@@ -119,7 +126,7 @@ class TokenService:
             token += "." + _b64(hmac.new(key, raw, hashlib.sha256).digest())
         record = {"actor": {"id": grant.actor_id, "meta": dict(grant.actor_meta)},
                   "policies": list(grant.policy_ids), "meta": dict(grant.meta), "expires": time.time() + ttl}
-        store.set(_storage_key(raw), record, ttl)
+        await _settled(store.set(_storage_key(raw), record, ttl))
         return token
 
     def _raw(self, entry: Entry, token: str) -> bytes:
@@ -137,11 +144,11 @@ class TokenService:
             raise InvalidTokenError("invalid token")
         return raw
 
-    def validate(self, store_id: str, token: str) -> Grant:
+    async def validate(self, store_id: str, token: str) -> Grant:
         entry, store = self._store(store_id)
         raw = self._raw(entry, token)
         try:
-            record = store.get(_storage_key(raw))
+            record = await _settled(store.get(_storage_key(raw)))
         except NotFoundError as exc:
             raise InvalidTokenError("invalid token (unknown, expired or revoked)") from exc
         if float(record.get("expires", 0)) <= time.time():
@@ -150,9 +157,9 @@ class TokenService:
         return Grant(str(actor["id"]), actor.get("meta") or {}, tuple(record.get("policies") or ()),
                      record.get("meta") or {})
 
-    def revoke(self, store_id: str, token: str) -> bool:
+    async def revoke(self, store_id: str, token: str) -> bool:
         entry, store = self._store(store_id)
-        return bool(store.delete(_storage_key(self._raw(entry, token))))
+        return bool(await _settled(store.delete(_storage_key(self._raw(entry, token)))))
 
 
 def _no_env(name: str) -> str | None:

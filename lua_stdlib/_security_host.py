@@ -85,33 +85,45 @@ class SecurityHost:
 
     # -- token stores ------------------------------------------------------------------------------
     def token_create(self, store_id: str, actor_id: str, actor_meta: Any, policy_ids: Any,
-                     opts: Any = None) -> tuple[Any, ...]:
-        try:
-            options = self.vm.from_lua(opts) or {}
-            if not isinstance(options, dict):
-                options = {}
-            grant = Grant(str(actor_id), self.vm.from_lua(actor_meta) or {},
-                          tuple(self.vm.from_lua(policy_ids) or ()), options.get("meta") or {})
-            return self.tokens.create(str(store_id), grant, expiration=options.get("expiration")), None
-        except WippyError as exc:
-            return None, self.vm.error(exc.kind, str(exc))
+                     opts: Any = None) -> Any:
+        options = self.vm.from_lua(opts) or {}
+        if not isinstance(options, dict):
+            options = {}
+        grant = Grant(str(actor_id), self.vm.from_lua(actor_meta) or {},
+                      tuple(self.vm.from_lua(policy_ids) or ()), options.get("meta") or {})
 
-    def token_validate(self, store_id: str, token: Any) -> tuple[Any, ...]:
-        try:
-            grant = self.tokens.validate(str(store_id), str(token))
-        except WippyError as exc:
-            return None, self.vm.error(exc.kind, str(exc)), None, None
-        return grant.actor_id, self.vm.to_lua(dict(grant.actor_meta)), self.vm.to_lua(list(grant.policy_ids)), None
+        async def run() -> tuple[Any, ...]:
+            try:
+                return await self.tokens.create(str(store_id), grant, expiration=options.get("expiration")), None
+            except WippyError as exc:
+                return None, self.vm.error(exc.kind, str(exc))
 
-    def token_revoke(self, store_id: str, token: Any) -> tuple[Any, ...]:
-        try:
-            return self.tokens.revoke(str(store_id), str(token)), None
-        except WippyError as exc:
-            return None, self.vm.error(exc.kind, str(exc))
+        return self.vm.pending(run())
+
+    def token_validate(self, store_id: str, token: Any) -> Any:
+        async def run() -> tuple[Any, ...]:
+            try:
+                grant = await self.tokens.validate(str(store_id), str(token))
+            except WippyError as exc:
+                return None, self.vm.error(exc.kind, str(exc)), None, None
+            return (grant.actor_id, self.vm.to_lua(dict(grant.actor_meta)), self.vm.to_lua(list(grant.policy_ids)),
+                    None)
+
+        return self.vm.pending(run())
+
+    def token_revoke(self, store_id: str, token: Any) -> Any:
+        async def run() -> tuple[Any, ...]:
+            try:
+                return await self.tokens.revoke(str(store_id), str(token)), None
+            except WippyError as exc:
+                return None, self.vm.error(exc.kind, str(exc))
+
+        return self.vm.pending(run())
 
     def bridge(self) -> Any:
         return self.vm.rt.table_from({
             "strict": lambda: self.strict, "policy": self.policy, "group": self.group, "regex": self.regex,
-            "expr": self.expr, "token_create": self.token_create, "token_validate": self.token_validate,
-            "token_revoke": self.token_revoke,
+            "expr": self.expr, "token_create": self.vm.asyncify(self.token_create),
+            "token_validate": self.vm.asyncify(self.token_validate),
+            "token_revoke": self.vm.asyncify(self.token_revoke),
         })

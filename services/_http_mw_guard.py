@@ -175,7 +175,7 @@ class TokenAuth:
         token = self._token(request)
         if token:
             try:
-                grant = self.tokens.validate(self.store, token)
+                grant = await self.tokens.validate(self.store, token)
             except (WippyError, LookupError, TypeError, ValueError, AttributeError) as exc:
                 # no valid token is no actor: authorization (the firewalls) decides what that allows
                 log.debug("token_auth: %s", exc)

@@ -362,7 +362,7 @@ def test_arbitrary_text_resolves_or_fails_clearly(text: str) -> None:
 
 
 # -- token stores and the wiring -------------------------------------------------------------------
-def test_token_store_key_from_env() -> None:
+async def test_token_store_key_from_env() -> None:
     kv = Entry("app:kv", "store.memory", {}, {})
     by_placeholder = Entry("app:t1", "security.token_store", {}, {"store": "app:kv", "token_key": "${env:KEY}"})
     by_directive = Entry("app:t2", "security.token_store", {}, {"store": "app:kv", "token_key_env": "app:key"})
@@ -374,15 +374,15 @@ def test_token_store_key_from_env() -> None:
     tokens = TokenService(reg, StoreHub(reg), parse_go_duration, env=env.lookup)
     grant = Grant("u1", {}, ())
     for store in ("app:t1", "app:t2", "app:t3"):
-        token = tokens.create(store, grant, expiration="1h")
+        token = await tokens.create(store, grant, expiration="1h")
         assert "." in token  # signed with the key from the env
-        assert tokens.validate(store, token) == grant
+        assert await tokens.validate(store, token) == grant
     with pytest.raises(DefinitionError) as info:
-        tokens.create("app:t4", grant)
+        await tokens.create("app:t4", grant)
     assert info.value.entry == "app:t4" and info.value.field == "token_key"
     without_env = TokenService(reg, StoreHub(reg), parse_go_duration)
     with pytest.raises(NotImplementedFeatureError, match="env service"):
-        without_env.create("app:t1", grant)
+        await without_env.create("app:t1", grant)
 
 
 def test_ops_passes_the_os_environment_and_app_dir(tmp_path: Path) -> None:

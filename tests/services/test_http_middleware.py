@@ -350,8 +350,8 @@ class Sec:
         ops = [Op("update" if self.svc.get(e.id) else "create", e.id, e) for e in entries]
         await self.svc.apply(Changeset(ops=tuple(ops)))
 
-    def token(self, actor: str, policies: Sequence[str], meta: dict[str, Any] | None = None) -> str:
-        return self.tokens.create("app:tokens", Grant(actor, meta or {}, tuple(policies)), expiration="1h")
+    async def token(self, actor: str, policies: Sequence[str], meta: dict[str, Any] | None = None) -> str:
+        return await self.tokens.create("app:tokens", Grant(actor, meta or {}, tuple(policies)), expiration="1h")
 
 
 @pytest.fixture
@@ -369,7 +369,7 @@ async def sec(store: JetStreamEventStore, tmp_path: Path) -> AsyncIterator[Sec]:
 
 
 async def test_token_auth_sets_the_actor_and_never_blocks(sec: Sec) -> None:
-    token = sec.token("u1", ["app:ep_access"], {"role": "user"})
+    token = await sec.token("u1", ["app:ep_access"], {"role": "user"})
     assert "." in token  # signed with the key from the env
     default = {"actor": {"id": "service", "meta": {}}, "policies": []}
     mw = chain(["token_auth"], {"token_auth.store": "app:tokens"}, deps=sec.deps)
@@ -389,9 +389,9 @@ async def test_token_auth_sets_the_actor_and_never_blocks(sec: Sec) -> None:
         assert await seen(headers={"Authorization": f"Bearer {token[:-2]}xx"}) == default
         assert await seen(headers={"Authorization": f"Basic {token}"}) == default
         assert await seen() == default
-        sec.tokens.revoke("app:tokens", token)
+        await sec.tokens.revoke("app:tokens", token)
         assert await seen(headers={"Authorization": f"Bearer {token}"}) == default
-    other = sec.token("u2", [])
+    other = await sec.token("u2", [])
     custom = {"token_store": "app:tokens", "token_auth.header.name": "X-Token", "token_auth.header.prefix": "",
               "token_auth.query.param": "", "token_auth.cookie.name": ""}
     async with serve(chain(["token_auth"], custom, deps=sec.deps)) as url, aiohttp.ClientSession() as s:
@@ -405,12 +405,12 @@ async def test_endpoint_firewall_decides_with_the_policies(sec: Sec) -> None:
     pre = chain(["token_auth"], {"token_auth.store": "app:tokens"}, deps=sec.deps)
     post = chain(["endpoint_firewall"], deps=sec.deps, post=True)
     cases = {
-        "allowed": (sec.token("u1", ["app:ep_access"]), 200),
-        "denied wins": (sec.token("u2", ["app:ep_access", "app:deny_all"]), 403),
-        "undefined denies": (sec.token("u3", []), 403),
-        "expression": (sec.token("a1", ["app:admins"], {"role": "admin"}), 200),
-        "expression false": (sec.token("u4", ["app:admins"], {"role": "user"}), 403),
-        "policy gone": (sec.token("u5", ["app:ep_access", "app:gone"]), 403),
+        "allowed": (await sec.token("u1", ["app:ep_access"]), 200),
+        "denied wins": (await sec.token("u2", ["app:ep_access", "app:deny_all"]), 403),
+        "undefined denies": (await sec.token("u3", []), 403),
+        "expression": (await sec.token("a1", ["app:admins"], {"role": "admin"}), 200),
+        "expression false": (await sec.token("u4", ["app:admins"], {"role": "user"}), 403),
+        "policy gone": (await sec.token("u5", ["app:ep_access", "app:gone"]), 403),
     }
     async with serve(pre, post) as url, aiohttp.ClientSession() as s:
         for name, (token, want) in cases.items():
@@ -437,8 +437,8 @@ async def test_resource_firewall_checks_its_target(sec: Sec) -> None:
     post = chain(["resource_firewall"], {"resource_firewall.action": "admin",
                                          "resource_firewall.target": "app:admin-panel"}, deps=sec.deps, post=True)
     async with serve(pre, post) as url, aiohttp.ClientSession() as s:
-        ok = sec.token("a1", ["app:panel"])
-        no = sec.token("u1", ["app:ep_access"])
+        ok = await sec.token("a1", ["app:panel"])
+        no = await sec.token("u1", ["app:ep_access"])
         assert (await fetch(s, "GET", url + "/x", headers={"Authorization": f"Bearer {ok}"}))[0] == 200
         assert (await fetch(s, "GET", url + "/x", headers={"Authorization": f"Bearer {no}"}))[0] == 403
 

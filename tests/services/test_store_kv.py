@@ -154,3 +154,22 @@ async def test_many_writers_with_if_version_lose_no_update(proc_node: ProcNode) 
 
     await asyncio.gather(*(bump() for _ in range(20)))
     assert await s.get("counter") == 20
+
+
+async def test_a_token_store_keeps_its_tokens_in_the_bucket(proc_node: ProcNode) -> None:
+    tokens = Entry("app:tokens", "security.token_store", {}, {"store": "app:kv", "token_key": "a-key-of-16-chars+"})
+    probe = lua("app:probe", """
+local security = require("security")
+local function main()
+    local ts = security.token_store("app:tokens")
+    local actor0 = security.new_actor("u1", {role = "user"})
+    local token = assert(ts:create(actor0, security.new_scope(), {expiration = "1h"}))
+    local actor, _, err = ts:validate(token)
+    local revoked = ts:revoke(token)
+    local _, _, gone = ts:validate(token)
+    return {actor:id(), actor:meta().role, err == nil, revoked, gone:kind()}
+end
+return {main = main}
+""", modules=["security"])
+    await proc_node.apply(KV, tokens, probe)
+    assert await proc_node.run("app:probe") == (["u1", "user", True, True, "PERMISSION_DENIED"], None)

@@ -37,18 +37,18 @@ def test_authorizer_decides_like_lua() -> None:
         Authorizer(Reg(), strict=True).check(None, None, "anything", "x")
 
 
-def test_token_service_round_trip_and_forgery() -> None:
+async def test_token_service_round_trip_and_forgery() -> None:
     reg = Reg(STORE, TOKENS)
     tokens = TokenService(reg, StoreHub(reg), parse_go_duration)
-    token = tokens.create("app:tokens", Grant("u1", {"role": "user"}, ("app:read",), {"ip": "1"}),
+    token = await tokens.create("app:tokens", Grant("u1", {"role": "user"}, ("app:read",), {"ip": "1"}),
                           expiration="1h")
-    grant = tokens.validate("app:tokens", token)
+    grant = await tokens.validate("app:tokens", token)
     assert grant == Grant("u1", {"role": "user"}, ("app:read",), {"ip": "1"})
     body, _, sig = token.partition(".")
     with pytest.raises(InvalidTokenError, match="bad signature"):
-        tokens.validate("app:tokens", body + "." + sig[::-1])
+        await tokens.validate("app:tokens", body + "." + sig[::-1])
     with pytest.raises(InvalidTokenError):
-        tokens.validate("app:tokens", body)  # signature stripped
-    assert tokens.revoke("app:tokens", token) is True
+        await tokens.validate("app:tokens", body)  # signature stripped
+    assert await tokens.revoke("app:tokens", token) is True
     with pytest.raises(InvalidTokenError, match="revoked"):
-        tokens.validate("app:tokens", token)
+        await tokens.validate("app:tokens", token)
