@@ -11,8 +11,19 @@ from typing import Any
 
 from wippy.core import WippyError
 
+from ._binary import Raw, host_copy, wrap
 from ._host import LuaHost, ModuleUnavailable, register_module
 from ._vm import _source
+
+
+def _bytes(value: Any) -> Any:
+    if isinstance(value, Raw):
+        return value.data
+    if isinstance(value, dict):
+        return {k: _bytes(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bytes(v) for v in value]
+    return value
 
 
 def _build(host: LuaHost) -> Any:
@@ -25,8 +36,16 @@ def _build(host: LuaHost) -> Any:
         kind = exc.kind if exc.kind in ("INVALID", "NOT_FOUND", "UNAVAILABLE", "PERMISSION_DENIED") else "INTERNAL"
         return None, vm.error(kind, str(exc), retryable=exc.retryable or None)
 
+    def body(data: Any) -> Any:
+        if isinstance(data, Raw):
+            return data.data
+        try:
+            return vm.from_lua(data)
+        except UnicodeDecodeError:  # binary strings inside: copied as Raw, sent as bytes (msgpack carries them)
+            return _bytes(vm.from_lua(host_copy(host, data)))
+
     def publish(queue_id: str, data: Any, headers: Any = None) -> Any:
-        value = vm.from_lua(data)
+        value = body(data)
         hdrs = vm.from_lua(headers) if headers is not None else None
 
         async def run() -> tuple[Any, ...]:
@@ -61,7 +80,7 @@ def _build(host: LuaHost) -> Any:
         return vm.pending(run())
 
     bridge = vm.rt.table_from({
-        "publish": vm.asyncify(publish), "info": vm.asyncify(info), "settle": vm.asyncify(settle),
+        "publish": vm.asyncify(wrap(host, publish)), "info": vm.asyncify(info), "settle": vm.asyncify(settle),
         "released": lambda d: d.released, "id": lambda d: d.msg.id,
         "header": lambda d, k: vm.to_lua(d.msg.headers.get(k)),
         "headers": lambda d: vm.to_lua(d.msg.headers),

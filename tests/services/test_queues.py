@@ -264,3 +264,27 @@ async def test_bad_queue_fields_are_refused_at_apply(proc_node: ProcNode) -> Non
         with pytest.raises(DefinitionError) as info:
             await proc_node.apply(Entry("app:q2", "queue.queue", {}, data))
         assert "app:q2" in str(info.value) and field in str(info.value)
+
+
+async def test_a_msgpack_queue_carries_tables_and_binary_strings(proc_node: ProcNode) -> None:
+    handler = lua("app:handler", """
+local store = require("store")
+local function main(task)
+    store.get("app:kv"):set(task.id, {len = #task.blob, first = string.byte(task.blob, 1), nested = task.nested})
+end
+return {main = main}
+""", kind="function.lua", modules=["store"])
+    publish = lua("app:publish", """
+local queue = require("queue")
+local function main()
+    local _, err = queue.publish("app:tasks", {id = "b1", blob = "\\0\\255\\1", nested = {a = {1, 2}}})
+    return err and tostring(err) or "ok"
+end
+return {main = main}
+""", modules=["queue"])
+    await proc_node.apply(*infra("queue.driver.memory", codec="application/msgpack"), handler, publish, consumer())
+    await start(proc_node)
+    assert await proc_node.run("app:publish") == ("ok", None)
+    s = kv(proc_node)
+    await until(lambda: asyncio.sleep(0, s.has("b1")))
+    assert s.get("b1") == {"len": 3, "first": 0, "nested": {"a": [1, 2]}}
