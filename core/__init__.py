@@ -5,6 +5,7 @@ the JetStream event store and embedded server, and the registry's domain: entrie
 validation, the three-way file merge and the app loader.
 """
 
+from . import _fs_exec_kinds as _fs_exec_kinds  # registers fs.directory/exec.native kind checks
 from . import _proc_records as proc_records
 from ._changeset import AppliedOp as AppliedOp
 from ._changeset import Changeset as Changeset

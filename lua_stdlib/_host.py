@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from wippy.core import Entry
@@ -105,6 +106,8 @@ class HostContext:
     databases: Any = None
     #: the node's queues (services.QueueHub), for `queue`
     queues: Any = None
+    #: the app's directory: relative fs.directory / exec work dirs resolve against it (None: the cwd)
+    base_dir: Path | None = None
 
 
 class LuaHost:

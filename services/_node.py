@@ -295,7 +295,8 @@ class Node(Runtime):
                                    strict=self.settings.security_strict, stores=self.stores,
                                    audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
                                    telemetry=self.telemetry, processes=self.processes,
-                                   supervisor=self.supervisor, events=self.events, queues=self.queues))
+                                   supervisor=self.supervisor, events=self.events, queues=self.queues,
+                                   base_dir=self.settings.app_dir))
 
     async def start_services(self) -> list[str]:
         """Start the auto_start hosts and services, then the queue consumers and HTTP servers."""
