@@ -83,6 +83,8 @@ from ._http import parse_addr as parse_addr
 from ._http import parse_path as parse_path
 from ._http import router_spec as router_spec
 from ._http import service_spec as service_spec
+from ._jet_lex import JetSyntaxError as JetSyntaxError
+from ._jet_parse import parse_template as parse_jet_template
 from ._kinds import KNOWN_KINDS as KNOWN_KINDS
 from ._kinds import iter_references as iter_references
 from ._loader import LoadedApp as LoadedApp
@@ -122,6 +124,10 @@ from ._store import JetStreamEventStore as JetStreamEventStore
 from ._store import StoreSettings as StoreSettings
 from ._store import Subscription as Subscription
 from ._subjects import Subjects as Subjects
+from ._template_kinds import SET_KIND as TEMPLATE_SET_KIND
+from ._template_kinds import TEMPLATE_KIND as TEMPLATE_JET_KIND
+from ._template_kinds import engine_spec as template_engine_spec
+from ._template_kinds import template_name as template_name
 from ._tokens import Authorizer as Authorizer
 from ._tokens import Grant as Grant
 from ._tokens import InvalidTokenError as InvalidTokenError
@@ -146,6 +152,8 @@ __all__ = [
     "POLICY_KINDS",
     "PROCESS_HOST_MEMORY",
     "QUEUE_CODECS",
+    "TEMPLATE_JET_KIND",
+    "TEMPLATE_SET_KIND",
     "Appended",
     "AppliedOp",
     "Authorizer",
@@ -174,6 +182,7 @@ __all__ = [
     "JetStreamEventStore",
     "JetStreamKV",
     "JetStreamQueues",
+    "JetSyntaxError",
     "KeyExistsError",
     "KindCheck",
     "LoadedApp",
@@ -246,6 +255,7 @@ __all__ = [
     "parse_addr",
     "parse_go_duration",
     "parse_id",
+    "parse_jet_template",
     "parse_path",
     "parse_size",
     "plan_files_apply",
@@ -261,5 +271,7 @@ __all__ = [
     "router_spec",
     "service_spec",
     "squash",
+    "template_engine_spec",
+    "template_name",
     "validate_changeset",
 ]

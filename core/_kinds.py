@@ -68,7 +68,7 @@ _REFS: dict[str, tuple[RefPath, ...]] = {
     "env.storage.router": (RefPath("storages[]"),),
     "store.sql": (RefPath("database"),),
     "security.token_store": (RefPath("store"),),
-    "template.jet": (RefPath("set"),),
+    "template.jet": (RefPath("set", kinds=("template.set",)),),
     "contract.binding": (RefPath("contracts[].contract", checked=False), RefPath("contracts[].methods.*")),
     "temporal.worker": (RefPath("client"),),
     "cloudstorage.s3": (RefPath("config"),),

@@ -6,8 +6,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from wippy.core import DefinitionError, Entry
+from wippy.core import QUEUE_CODECS, DefinitionError, Entry
+from wippy.services._queues import decode, encode
 
 from .conftest import ProcNode, lua
 
@@ -288,3 +291,15 @@ return {main = main}
     s = kv(proc_node)
     await until(lambda: asyncio.sleep(0, s.has("b1")))
     assert s.get("b1") == {"len": 3, "first": 0, "nested": {"a": [1, 2]}}
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(JSONISH, st.sampled_from(QUEUE_CODECS))
+def test_a_body_decodes_to_what_was_published(value: Any, codec: str) -> None:
+    assert decode(codec, encode(codec, value)) == value
