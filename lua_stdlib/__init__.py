@@ -2,8 +2,8 @@
 
 Every ``_mod_<name>.py`` here is a module Lua code can ``require`` (each registers itself when imported):
 funcs, ctx, registry, security, store, contract, io (terminal hosts), json, yaml, base64, hash, crypto,
-uuid, time, logger, env, expr, text, metrics, system, treesitter. Globals: channel, errors, payload,
-print, process (lua/process.lua; the node's process runtime lives in services). Framework libraries the
+uuid, time, logger, env, expr, text, metrics, system, treesitter, fs, exec, queue. Globals: channel, errors,
+payload, print, process (lua/process.lua; the node's process runtime lives in services). Framework libraries the
 runtime provides natively (wippy.actor:actor) come from _native_libs.py. Every other module Wippy
 documents raises UNAVAILABLE when required.
 """

@@ -49,6 +49,7 @@ from ._http_client_options import (
     is_private,
     prepare,
 )
+from ._streams import stream_lib
 from ._vm import _source
 
 _SSL_CACHE_SIZE = 32
@@ -354,7 +355,7 @@ def _build(host: LuaHost) -> Any:
         "stream_close": stream_close,
         "stream_stat": lambda stream: (vm.to_lua(stream.stat()), None),
     })
-    return vm.rt.execute(_source("http_client.lua"), bridge, vm.errors, host.security)
+    return vm.rt.execute(_source("http_client.lua"), bridge, vm.errors, host.security, stream_lib(host))
 
 
 register_module("http_client", _build)

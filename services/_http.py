@@ -49,7 +49,7 @@ from ._http_exchange import Exchange
 from ._http_middleware import MiddlewareDeps, build_chain, compose, relay_origins
 from ._http_relay import Relays
 from ._http_routes import Conflict, Match, RouteTree
-from ._http_static import StaticSite
+from ._http_static import StaticSite, static_volume
 from ._supervisor import security_option
 
 log = logging.getLogger("wippy.http")
@@ -431,18 +431,17 @@ class HttpServers:
         return Table(tree, mounts)
 
     def _static_root(self, entry: Entry, entries: Mapping[str, Entry]) -> Path | None:
-        fs_id = entry.data.get("fs")
-        directory = entry.data.get("directory")
-        if isinstance(fs_id, str) and fs_id:
-            fs_entry = entries.get(fs_id)
-            directory = fs_entry.data.get("directory") if fs_entry is not None else None
-        if not isinstance(directory, str) or not directory:
-            log.error("http: %s serves nothing: it names no directory", entry.id)
+        """The directory a static site serves (see static_volume); None when it names none usable."""
+        try:
+            volume = static_volume(entry, entries, env=self.deps.env, base_dir=self.base_dir)
+        except WippyError as exc:
+            log.error("http: %s serves nothing: %s", entry.id, exc)
             return None
-        path = Path(directory)
-        if not path.is_absolute() and self.base_dir is not None:
-            path = self.base_dir / path
-        return path
+        try:
+            volume.prepare()  # auto_init: true creates the directory
+        except WippyError as exc:  # served all the same: its files appear once the directory does
+            log.warning("http: %s: %s; its requests are not found until it exists", entry.id, exc)
+        return volume.root
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         """After a router's pre-match middleware: the method's route, a 405, or a 404."""

@@ -12,10 +12,16 @@ only.
 
 Options come from ``static_options`` (``spa``, ``index``, ``cache``); older apps put them in
 ``options`` (``index: index.html``, ``spa: true``), which is read when ``static_options`` lacks them.
+
+The directory served follows the rules of an fs.directory volume (lua_stdlib's ``_fs_volume``, as
+the `fs` module uses them): the volume named by ``fs``, else the site's own ``directory``, with env
+placeholders resolved, relative to the app directory, and created when the volume says
+``auto_init: true``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,7 @@ import orjson
 from aiohttp import hdrs, web
 
 from wippy.core import DefinitionError, Entry, register_kind_check
+from wippy.lua_stdlib._fs_volume import Volume, volume_spec
 
 _METHODS = "GET, HEAD"
 _TRUE = frozenset({"1", "t", "true", "yes", "on"})
@@ -116,6 +123,27 @@ def static_errors(entry: Entry) -> list[DefinitionError]:
 
 
 register_kind_check(["http.static"], static_errors)
+
+
+def static_volume(entry: Entry, entries: Mapping[str, Entry], *, env: Any, base_dir: Path | None) -> Volume:
+    """The volume an http.static entry serves: the fs.directory its ``fs`` names, else one made of
+    the site's own ``directory`` (no auto_init). Env placeholders are resolved through ``env`` (the
+    node's EnvService; None: taken as written); a relative directory is under ``base_dir`` (the app
+    directory; None: the working directory). Raises a WippyError naming the entry and field when
+    the site names nothing usable; the caller's ``Volume.prepare()`` honours auto_init."""
+    fs_id = entry.data.get("fs")
+    if isinstance(fs_id, str) and fs_id:
+        source = entries.get(fs_id)
+        if source is None:
+            raise DefinitionError(f"names {fs_id}, which does not exist", entry=entry.id, field="fs")
+        if source.kind != "fs.directory":
+            raise DefinitionError(f"names {fs_id}, a {source.kind}, not an fs.directory", entry=entry.id, field="fs")
+    else:
+        own = ("directory", "directory_env")
+        source = Entry(entry.id, entry.kind, {}, {k: v for k, v in entry.data.items() if k in own})
+    if env is not None:
+        source = env.resolve(source)
+    return Volume(volume_spec(source, base_dir if base_dir is not None else Path.cwd()))
 
 
 def mount_path(path: str) -> str:

@@ -10,15 +10,14 @@
 -- URL, http_client.request on the URL, http_client.private_ip on each private address of the host.
 -- A host name is looked up only when a check could deny (an actor and a scope, or strict mode); the
 -- addresses approved are the ones connected to.
--- Loaded with (host bridge, errors, security lib).
+-- Loaded with (host bridge, errors, security lib, stream lib).
 
-local B, errors, sec = ...
+local B, errors, sec, streams = ...
 local check, active = sec.check, sec.active
 local make = errors._make
-local type, tostring, tonumber, ipairs, pairs, pcall, setmetatable =
-    type, tostring, tonumber, ipairs, pairs, pcall, setmetatable
+local type, tostring, tonumber, ipairs, pairs, pcall = type, tostring, tonumber, ipairs, pairs, pcall
 local find, sub, gsub, format, byte, char = string.find, string.sub, string.gsub, string.format, string.byte, string.char
-local concat, floor, mathtype, utf8len = table.concat, math.floor, math.type, utf8.len
+local concat, utf8len = table.concat, utf8.len
 
 local function invalid(label, message) return make("INVALID", label .. ": " .. message, false) end
 
@@ -35,143 +34,12 @@ local function shallow(t)
     return out
 end
 
--- streams ------------------------------------------------------------------------------------
-local Stream = { __name = "http_client.stream", __metatable = false }
-Stream.__index = Stream
-Stream.__tostring = function() return "http_client.stream" end
-local streams = setmetatable({}, { __mode = "k" })
-
-local function misuse(name)
-    return make("INVALID", "stream:" .. name .. ": call it as a method, stream:" .. name .. "(...)", false)
-end
-
-local function size_arg(size, label)
-    if size == nil then return 0 end
-    if mathtype(size) == nil or size < 0 or size ~= floor(size) then
-        return nil, invalid(label, "size must be a whole number of bytes, got " .. tostring(size))
-    end
-    return size
-end
-
---- Up to `size` bytes (0 or nil: what has arrived); nil, nil at the end of the body.
-function Stream:read(size)
-    if not streams[self] then return nil, misuse("read") end
-    local n, err = size_arg(size, "stream:read")
-    if n == nil then return nil, err end
-    return B.stream_read(self._h, n)
-end
-
-function Stream:close()
-    if not streams[self] then return false, misuse("close") end
-    return B.stream_close(self._h)
-end
-
-function Stream:stat()
-    if not streams[self] then return nil, misuse("stat") end
-    return B.stream_stat(self._h)
-end
-
-function Stream:write() return 0, make("INTERNAL", "stream not writable: a response body is read-only", false) end
-function Stream:flush() return false, make("INTERNAL", "stream not writable: a response body is read-only", false) end
-function Stream:seek() return -1, make("INTERNAL", "stream not seekable: a response body is read once", false) end
-
--- scanners: tokens of a stream, as Go's bufio.Scanner splits them
-local MAX_TOKEN = 64 * 1024
-local REPLACEMENT = "\239\191\189"
-
-local function strip_cr(line)
-    if sub(line, -1) == "\r" then return sub(line, 1, -2) end
-    return line
-end
-
--- split(buf, pos, eof) -> next position, token (nil: more data needed)
-local splitters = {
-    lines = function(buf, pos, eof)
-        local nl = find(buf, "\n", pos, true)
-        if nl then return nl + 1, strip_cr(sub(buf, pos, nl - 1)) end
-        if eof and pos <= #buf then return #buf + 1, strip_cr(sub(buf, pos)) end
-        return pos, nil
-    end,
-    words = function(buf, pos, eof)
-        local s = find(buf, "%S", pos)
-        if not s then return #buf + 1, nil end
-        local e = find(buf, "%s", s)
-        if e then return e + 1, sub(buf, s, e - 1) end
-        if eof then return #buf + 1, sub(buf, s) end
-        return s, nil
-    end,
-    bytes = function(buf, pos)
-        if pos <= #buf then return pos + 1, sub(buf, pos, pos) end
-        return pos, nil
-    end,
-    runes = function(buf, pos, eof)
-        if pos > #buf then return pos, nil end
-        local b = byte(buf, pos)
-        local n = b < 0x80 and 1 or (b >= 0xC2 and b <= 0xDF) and 2 or (b >= 0xE0 and b <= 0xEF) and 3
-            or (b >= 0xF0 and b <= 0xF4) and 4 or 0
-        if n == 0 then return pos + 1, REPLACEMENT end
-        if pos + n - 1 > #buf then
-            if eof then return pos + 1, REPLACEMENT end
-            return pos, nil
-        end
-        local piece = sub(buf, pos, pos + n - 1)
-        if utf8len(piece) == 1 then return pos + n, piece end
-        return pos + 1, REPLACEMENT
-    end,
-}
-
-local Scanner = { __name = "http_client.scanner", __metatable = false }
-Scanner.__index = Scanner
-local scanners = setmetatable({}, { __mode = "k" })
-
-function Stream:scanner(split)
-    if not streams[self] then return nil, misuse("scanner") end
-    local mode = split == nil and "lines" or split
-    local fn = splitters[mode]
-    if fn == nil then
-        return nil, invalid("stream:scanner", "split must be lines, words, bytes or runes, got " .. tostring(split))
-    end
-    local s = setmetatable({ _h = self._h, _split = fn, _buf = "", _pos = 1, _eof = false, _text = "" }, Scanner)
-    scanners[s] = true
-    return s, nil
-end
-
---- Advance to the next token: true, nil; false, nil at the end; false, err on a failure.
-function Scanner:scan()
-    if not scanners[self] then return false, make("INVALID", "scanner:scan: call it as a method", false) end
-    while true do
-        local pos, token = self._split(self._buf, self._pos, self._eof)
-        self._pos = pos
-        if token ~= nil then
-            self._text = token
-            return true, nil
-        end
-        self._text = ""
-        if self._eof or self._err then return false, nil end
-        if #self._buf - pos + 1 > MAX_TOKEN then
-            self._err = "token too long"
-            return false, make("INTERNAL", "scanner: token too long (more than " .. MAX_TOKEN .. " bytes)", false)
-        end
-        local chunk, err = B.stream_read(self._h, 0)
-        if err ~= nil then
-            self._err = tostring(err)
-            return false, err
-        end
-        if chunk == nil then self._eof = true else self._buf, self._pos = sub(self._buf, pos) .. chunk, 1 end
-    end
-end
-
-function Scanner:text() return self._text end
-function Scanner:err() return self._err end
-
 -- requests -----------------------------------------------------------------------------------
+-- a streamed body is a read-only stream of lua/stream.lua
+local BODY = { read = B.stream_read, close = B.stream_close, stat = B.stream_stat }
+
 local function response(r)
-    local h = r.stream
-    if h ~= nil then
-        local s = setmetatable({ _h = h }, Stream)
-        streams[s] = true
-        r.stream = s
-    end
+    if r.stream ~= nil then r.stream = streams.new("http_client.stream", BODY, r.stream) end
     return r
 end
 

@@ -122,7 +122,7 @@ end
 --- Up to `size` bytes (0 or nil: what is there); nil, nil at the end.
 function Stream:read(size)
     if not streams[self] then return nil, misuse("read") end
-    local n = size == nil and 0 or tointeger(size)
+    local n = size == nil and 0 or type(size) == "number" and tointeger(size) or nil  -- "5" is refused
     if n == nil or n < 0 then
         return nil, make("INVALID", "stream:read: size must be a whole number of bytes, got " .. tostring(size), false)
     end

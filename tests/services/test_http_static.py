@@ -1,9 +1,10 @@
-"""Static sites over real HTTP on loopback: files, indexes, SPA fallback, caching, and a root that
-no request path leaves."""
+"""Static sites over real HTTP on loopback: files, indexes, SPA fallback, caching, a root that no
+request path leaves, and roots that follow the fs.directory rules (env placeholders, auto_init)."""
 
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -17,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from wippy.core import DefinitionError, Entry
+from wippy.core import Changeset, DefinitionError, Entry, Op
+from wippy.services import Node, RuntimeSettings, StateDir
 from wippy.services._http_middleware import Middleware, MiddlewareDeps, build_chain, compose
-from wippy.services._http_static import StaticSite, mount_path, resolve_under, static_errors
+from wippy.services._http_static import StaticSite, mount_path, resolve_under, static_errors, static_volume
 
 JS = "console.log('hello');\n" * 400
 
@@ -163,6 +165,92 @@ async def test_compress_and_cors_wrap_a_site(site_dir: Path) -> None:
         status, h, body = await fetch(s, "HEAD", url + "/app.js", headers={"Accept-Encoding": "gzip"})
         assert (status, body) == (200, b"") and "Content-Encoding" not in h
         assert (await fetch(s, "GET", url + "/app.js", headers={"Accept-Encoding": "gzip"}))[0] == 200
+
+
+# -- roots from fs.directory volumes, on a real node ------------------------------------------------
+
+GATEWAY = Entry("app:gw", "http.service", {}, {"addr": "127.0.0.1:0", "lifecycle": {"auto_start": True}})
+OS_ENV = Entry("app:os", "env.storage.os", {}, {})
+SITE_DIR = Entry("app:site_dir", "env.variable", {}, {"storage": "app:os", "variable": "SITE_DIR"})
+
+
+def volume(**data: Any) -> Entry:
+    return Entry("app:files", "fs.directory", {}, data)
+
+
+def site_over_volume(**options: Any) -> Entry:
+    return Entry("app:site", "http.static", {"server": "app:gw"},
+                 {"path": "/", "fs": "app:files", "static_options": {"index": "index.html", **options}})
+
+
+@asynccontextmanager
+async def node_serving(nats_url: str, namespace: str, app_dir: Path, *entries: Entry,
+                       environ: dict[str, str] | None = None) -> AsyncIterator[str]:
+    """A node (app directory ``app_dir``, OS environment ``environ``) serving ``entries``; its URL."""
+    settings = RuntimeSettings(state_dir=app_dir / "state", nats_url=nats_url, namespace=namespace, node="n1",
+                               app_dir=app_dir, environ=environ or {})
+    state = StateDir(settings.state_dir)
+    assert state.try_own()
+    try:
+        async with Node(settings, state) as node:
+            await node.registry.apply(Changeset(ops=tuple(Op("create", e.id, e) for e in (GATEWAY, *entries))))
+            assert node.http is not None and await node.http.start() == ["app:gw"]
+            yield f"http://127.0.0.1:{node.http.port('app:gw')}"
+    finally:
+        state.release()
+
+
+async def test_a_site_over_a_volume_whose_directory_is_an_env_placeholder(
+        nats_url: str, namespace: str, site_dir: Path, tmp_path: Path) -> None:
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    entries = (OS_ENV, SITE_DIR, volume(directory="${env:SITE_DIR}"), site_over_volume())
+    async with (node_serving(nats_url, namespace, app_dir, *entries, environ={"SITE_DIR": str(site_dir)}) as url,
+                aiohttp.ClientSession() as s):
+        assert (await fetch(s, "GET", url + "/"))[2] == b"<h1>home</h1>"
+        assert (await fetch(s, "GET", url + "/css/style.css"))[2] == b"body{}"
+        for path in ("leak.txt", "outside/index.html", "%2e%2e/secret.txt"):  # still confined to the root
+            status, _, body = await fetch(s, "GET", URL(url + "/" + path, encoded=True))
+            assert status == 404 and b"secret" not in body and b"private" not in body, path
+
+
+async def test_auto_init_creates_a_missing_directory_under_the_app_directory(
+        nats_url: str, namespace: str, tmp_path: Path) -> None:
+    www = tmp_path / "site" / "www"
+    async with (node_serving(nats_url, namespace, tmp_path, volume(directory="site/www", auto_init=True),
+                             site_over_volume()) as url,
+                aiohttp.ClientSession() as s):
+        assert www.is_dir()
+        assert (await fetch(s, "GET", url + "/"))[0] == 404  # empty until files arrive
+        (www / "index.html").write_text("<h1>fresh</h1>")
+        assert (await fetch(s, "GET", url + "/"))[2] == b"<h1>fresh</h1>"
+
+
+async def test_a_missing_directory_without_auto_init_is_logged_and_served_once_it_exists(
+        nats_url: str, namespace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    later = tmp_path / "later"
+    with caplog.at_level(logging.WARNING, logger="wippy.http"):
+        async with (node_serving(nats_url, namespace, tmp_path, volume(directory="later"), site_over_volume()) as url,
+                    aiohttp.ClientSession() as s):
+            assert not later.exists() and (await fetch(s, "GET", url + "/"))[0] == 404
+            later.mkdir()
+            (later / "index.html").write_text("<h1>late</h1>")
+            assert (await fetch(s, "GET", url + "/"))[2] == b"<h1>late</h1>"
+    assert any("app:site" in r.getMessage() and "auto_init: true creates it" in r.getMessage()
+               for r in caplog.records), caplog.records
+
+
+def test_a_volume_the_site_cannot_use_is_named(tmp_path: Path) -> None:
+    site = site_over_volume()
+    with pytest.raises(DefinitionError, match="app:files, which does not exist") as info:
+        static_volume(site, {}, env=None, base_dir=tmp_path)
+    assert (info.value.entry, info.value.field) == ("app:site", "fs")
+    other = Entry("app:files", "fs.embed", {}, {})
+    with pytest.raises(DefinitionError, match=r"a fs\.embed, not an fs\.directory"):
+        static_volume(site, {"app:files": other}, env=None, base_dir=tmp_path)
+    # without a volume, the site's own directory follows the same rules: relative to the app directory
+    own = static_volume(static(), {}, env=None, base_dir=tmp_path)
+    assert own.root == tmp_path / "public" and not own.spec.auto_init
 
 
 # -- definitions ----------------------------------------------------------------------------------
