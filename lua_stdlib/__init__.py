@@ -12,6 +12,8 @@ import importlib as _importlib
 import pkgutil as _pkgutil
 
 from ._durations import parse_go_duration as parse_go_duration
+from ._fs_volume import Volume as Volume
+from ._fs_volume import volume_spec as volume_spec
 from ._host import HostContext as HostContext
 from ._host import LuaCodeError as LuaCodeError
 from ._host import LuaHost as LuaHost
@@ -42,8 +44,10 @@ __all__ = [
     "Pending",
     "ProcessBridge",
     "Stdio",
+    "Volume",
     "available_modules",
     "decode_binary",
     "parse_go_duration",
     "register_module",
+    "volume_spec",
 ]

@@ -30,7 +30,7 @@ import orjson
 from aiohttp import hdrs, web
 
 from wippy.core import DefinitionError, Entry, register_kind_check
-from wippy.lua_stdlib._fs_volume import Volume, volume_spec
+from wippy.lua_stdlib import Volume, volume_spec
 
 _METHODS = "GET, HEAD"
 _TRUE = frozenset({"1", "t", "true", "yes", "on"})
