@@ -355,6 +355,8 @@ class QueueHub:
                     continue
                 del self.consumers[cid]
                 await running.stop()
+                if entry is None:  # removed (or no longer auto_start): its Lua host goes too
+                    await self.processes.drop_host(cid)
             for cid, entry in sorted(wanted.items()):
                 if cid in self.consumers or self._closed:
                     continue

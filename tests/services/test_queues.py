@@ -303,3 +303,28 @@ JSONISH = st.recursive(
 @given(JSONISH, st.sampled_from(QUEUE_CODECS))
 def test_a_body_decodes_to_what_was_published(value: Any, codec: str) -> None:
     assert decode(codec, encode(codec, value)) == value
+
+
+async def test_a_removed_consumer_stops_and_its_messages_wait(proc_node: ProcNode) -> None:
+    from wippy.core import Changeset, Op
+
+    handler = lua("app:handler", """
+local store = require("store")
+local function main(task) store.get("app:kv"):set(task.id, true) end
+return {main = main}
+""", kind="function.lua", modules=["store"])
+    c = consumer()
+    await proc_node.apply(*infra("queue.driver.memory"), handler, PUBLISHER, c)
+    await start(proc_node)
+    assert await proc_node.run("app:publish", 1) == ("ok", None)
+    s = kv(proc_node)
+    await until(lambda: asyncio.sleep(0, s.has("m1")))
+    await proc_node.node.registry.apply(Changeset(ops=(Op("delete", c.id, None),)))
+    queues = proc_node.node.queues
+    assert queues is not None
+    await queues.settled()
+    assert c.id not in queues.consumers and c.id not in proc_node.processes.hosts
+    s.delete("m1")
+    assert await proc_node.run("app:publish", 1) == ("ok", None)
+    await asyncio.sleep(0.3)
+    assert not s.has("m1") and await _count(proc_node, 1)
