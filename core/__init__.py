@@ -119,6 +119,16 @@ from ._security import policy_from_entry as policy_from_entry
 from ._server import LogServer as LogServer
 from ._server import ServerSettings as ServerSettings
 from ._server import find_nats_server as find_nats_server
+from ._sql_kinds import DB_KINDS as DB_KINDS
+from ._sql_kinds import NULL as SQL_NULL
+from ._sql_kinds import DuckdbSpec as DuckdbSpec
+from ._sql_kinds import ServerSpec as ServerSpec
+from ._sql_kinds import SqliteSpec as SqliteSpec
+from ._sql_kinds import SqlNull as SqlNull
+from ._sql_kinds import TypedValue as TypedValue
+from ._sql_kinds import db_spec as db_spec
+from ._sql_kinds import plain_param as plain_param
+from ._sql_kinds import sql_store_spec as sql_store_spec
 from ._store import EventStore as EventStore
 from ._store import JetStreamEventStore as JetStreamEventStore
 from ._store import StoreSettings as StoreSettings
@@ -143,6 +153,7 @@ from ._yaml import loads as load_yaml
 __all__ = [
     "CONTRACT_BINDING_KIND",
     "CONTRACT_DEFINITION_KIND",
+    "DB_KINDS",
     "ENV_STORAGE_KINDS",
     "EVENT_RECORD",
     "HTTP_DEFAULT_MAX_BODY",
@@ -152,6 +163,7 @@ __all__ = [
     "POLICY_KINDS",
     "PROCESS_HOST_MEMORY",
     "QUEUE_CODECS",
+    "SQL_NULL",
     "TEMPLATE_JET_KIND",
     "TEMPLATE_SET_KIND",
     "Appended",
@@ -167,6 +179,7 @@ __all__ = [
     "DecodedChangeset",
     "DefinitionError",
     "DefinitionErrors",
+    "DuckdbSpec",
     "EndpointSpec",
     "Entry",
     "EnvLookup",
@@ -211,12 +224,16 @@ __all__ = [
     "Request",
     "RouterSpec",
     "ServerSettings",
+    "ServerSpec",
     "ServiceSpec",
+    "SqlNull",
+    "SqliteSpec",
     "StoreSettings",
     "Subjects",
     "Subscription",
     "TlsSpec",
     "TokenService",
+    "TypedValue",
     "WippyError",
     "WriteContext",
     "YamlError",
@@ -228,6 +245,7 @@ __all__ = [
     "compile_expr",
     "compile_re2",
     "consumer_spec",
+    "db_spec",
     "diff_states",
     "endpoint_spec",
     "env_file_spec",
@@ -258,6 +276,7 @@ __all__ = [
     "parse_jet_template",
     "parse_path",
     "parse_size",
+    "plain_param",
     "plan_files_apply",
     "policy_from_entry",
     "proc_records",
@@ -270,6 +289,7 @@ __all__ = [
     "resolve_entry_data",
     "router_spec",
     "service_spec",
+    "sql_store_spec",
     "squash",
     "template_engine_spec",
     "template_name",

@@ -17,6 +17,8 @@ from ._node import RuntimeSettings as RuntimeSettings
 from ._queues import QueueHub as QueueHub
 from ._registry import ApplyResult as ApplyResult
 from ._registry import RegistryService as RegistryService
+from ._sql import SqlError as SqlError
+from ._sql import SqlHub as SqlHub
 from ._statedir import NodeRecord as NodeRecord
 from ._statedir import StateDir as StateDir
 from ._telemetry import MetricError as MetricError
@@ -44,6 +46,8 @@ __all__ = [
     "RegistryService",
     "Runtime",
     "RuntimeSettings",
+    "SqlError",
+    "SqlHub",
     "StateDir",
     "Telemetry",
     "TelemetryError",

@@ -55,6 +55,7 @@ from ._http_middleware import MiddlewareDeps
 from ._processes import ProcessRuntime
 from ._queues import QueueHub
 from ._registry import RegistryService
+from ._sql import SqlHub
 from ._statedir import NodeRecord, StateDir
 from ._stores import StoreHub
 from ._supervisor import Supervisor
@@ -102,6 +103,8 @@ class Runtime:
         self._registry: RegistryService | None = None
         self.stores: StoreHub | None = None
         self.env: EnvService | None = None
+        #: the node's SQL databases (`sql` in Lua, store.sql)
+        self.databases: SqlHub | None = None
 
     @property
     def store(self) -> JetStreamEventStore:
@@ -140,8 +143,10 @@ class Runtime:
             self._registry = RegistryService(self._projection, node=self.node, audit=self._audit, proc=self._proc,
                                              events=self._events)
             self._registry.rebuilder = self.rebuild_projections
-            self.stores = StoreHub(self._registry, nats=self._store.client, namespace=self.settings.namespace)
             self.env = EnvService(self._registry, environ=self.settings.environ, base_dir=self.settings.app_dir)
+            self.databases = SqlHub(self._registry, env=self.env, cwd=self.settings.app_dir)
+            self.stores = StoreHub(self._registry, nats=self._store.client, namespace=self.settings.namespace,
+                                   databases=self.databases)
         except BaseException:
             await self.aclose()
             raise
@@ -189,6 +194,7 @@ class Runtime:
     async def aclose(self) -> None:
         """Release everything in reverse order. Idempotent."""
         projection, self._projection = self._projection, None
+        databases, self.databases = self.databases, None
         audit, self._audit = self._audit, None
         proc, self._proc = self._proc, None
         events, self._events = self._events, None
@@ -196,6 +202,8 @@ class Runtime:
         store, self._store = self._store, None
         server, self.server = self.server, None
         try:
+            if databases is not None:
+                await databases.aclose()
             if events is not None:
                 await events.aclose()
             if proc is not None:
@@ -296,7 +304,7 @@ class Node(Runtime):
                                    audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
                                    telemetry=self.telemetry, processes=self.processes,
                                    supervisor=self.supervisor, events=self.events, queues=self.queues,
-                                   base_dir=self.settings.app_dir))
+                                   databases=self.databases, base_dir=self.settings.app_dir))
 
     async def start_services(self) -> list[str]:
         """Start the auto_start hosts and services, then the queue consumers and HTTP servers."""

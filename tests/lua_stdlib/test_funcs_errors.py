@@ -168,10 +168,10 @@ async def test_require_rules() -> None:
 async def test_not_built_modules_are_unavailable() -> None:
     ok, res = await call("""
         return { call = function()
-            local ok, err = pcall(require, "sql")
+            local ok, err = pcall(require, "cloudstorage")
             return {ok, tostring(err)}
         end }
-    """, modules=("sql",))
+    """, modules=("cloudstorage",))
     assert ok, res
     assert res[0][0] is False
     assert "UNAVAILABLE" in res[0][1]
