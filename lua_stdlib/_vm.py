@@ -368,7 +368,7 @@ end
 function H.asyncify(pyfn)
     return function(...)
         local r = pack(pyfn(...))
-        if r.n >= 1 and type(r[1]) == "userdata" and is_pending(r[1]) then return yield(r[1]) end
+        if r.n >= 1 and is_pending(r[1]) then return yield(r[1]) end
         return unpack(r, 1, r.n)
     end
 end
