@@ -589,6 +589,23 @@ return function(deps)
 
     -- UPDATE
     local UPDATE = builder_class("UpdateBuilder")
+    -- WHERE, ORDER BY, LIMIT, OFFSET and suffixes of an UPDATE or DELETE, then the statement
+    local function finish(buf, d, args, err)
+        if #d.wheres > 0 then
+            buf[#buf + 1] = " WHERE "
+            err = err or append(buf, d.wheres, " AND ", args)
+        end
+        if #d.orders > 0 then buf[#buf + 1] = " ORDER BY " .. concat(d.orders, ", ") end
+        if d.limit then buf[#buf + 1] = " LIMIT " .. d.limit end
+        if d.offset then buf[#buf + 1] = " OFFSET " .. d.offset end
+        if #d.suffixes > 0 then
+            buf[#buf + 1] = " "
+            err = err or append(buf, d.suffixes, " ", args)
+        end
+        if err then return nil, err end
+        return concat(buf), args
+    end
+
     local function update_render(d)
         if d.table == nil or d.table == "" then return nil, invalid("update statements must specify a table") end
         if #d.sets == 0 then return nil, invalid("update statements must have at least one Set clause") end
@@ -613,19 +630,7 @@ return function(deps)
             buf[#buf + 1] = " FROM "
             err = append(buf, { d.from }, "", args)
         end
-        if #d.wheres > 0 then
-            buf[#buf + 1] = " WHERE "
-            err = err or append(buf, d.wheres, " AND ", args)
-        end
-        if #d.orders > 0 then buf[#buf + 1] = " ORDER BY " .. concat(d.orders, ", ") end
-        if d.limit then buf[#buf + 1] = " LIMIT " .. d.limit end
-        if d.offset then buf[#buf + 1] = " OFFSET " .. d.offset end
-        if #d.suffixes > 0 then
-            buf[#buf + 1] = " "
-            err = err or append(buf, d.suffixes, " ", args)
-        end
-        if err then return nil, err end
-        return concat(buf), args
+        return finish(buf, d, args, err)
     end
 
     function B.update(t)
@@ -672,20 +677,7 @@ return function(deps)
     local function delete_render(d)
         if d.from == nil or d.from == "" then return nil, invalid("delete statements must specify a From table") end
         local buf, args = { "DELETE FROM " .. d.from }, {}
-        local err
-        if #d.wheres > 0 then
-            buf[#buf + 1] = " WHERE "
-            err = append(buf, d.wheres, " AND ", args)
-        end
-        if #d.orders > 0 then buf[#buf + 1] = " ORDER BY " .. concat(d.orders, ", ") end
-        if d.limit then buf[#buf + 1] = " LIMIT " .. d.limit end
-        if d.offset then buf[#buf + 1] = " OFFSET " .. d.offset end
-        if #d.suffixes > 0 then
-            buf[#buf + 1] = " "
-            err = err or append(buf, d.suffixes, " ", args)
-        end
-        if err then return nil, err end
-        return concat(buf), args
+        return finish(buf, d, args, nil)
     end
 
     function B.delete(t)
