@@ -59,6 +59,15 @@ def running_postgres() -> Iterator[PgServer]:
     if user is not None:
         pw = pwd.getpwnam(user)
         os.chown(root, pw.pw_uid, pw.pw_gid)
+        # `nobody` may not reach the installed wheel (a venv in a 0700 temp dir, as .ci/run makes):
+        # run a copy of the server's files from the directory it owns
+        # (with the wheel's bundled libraries, which the binaries find relative to themselves)
+        package = bins.parent.parent
+        shutil.copytree(bins.parent, root / package.name / "pginstall", symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, root / libs.name, symlinks=True)
+        bins = root / package.name / "pginstall" / "bin"
     data = root / "data"
     subprocess.run([str(bins / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=UTF8",
                     "--no-sync", "--no-instructions"], check=True, capture_output=True, user=user, cwd=root,
