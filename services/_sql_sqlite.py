@@ -85,12 +85,13 @@ class SqliteTx:
         run_now = db.run_now
         if conn is None or self.read_only:
             return lambda *params: run_now(tx, sql, params, False)
-        execute = conn.execute
+        cur = conn.cursor()  # one cursor for every run of this text: none is made per call
+        execute = cur.execute
 
         def now(*params: Any) -> int | tuple[int, int] | None:
             if db._owner is tx and not db._busy and plans.get(sql) == hot:
                 try:
-                    cur = execute(sql, params)
+                    execute(sql, params)
                 except sqlite3.Error as exc:
                     if not conn.in_transaction:  # SQLite ended it (a full disk, say)
                         db._finish(tx)
