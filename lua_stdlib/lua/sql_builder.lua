@@ -434,6 +434,18 @@ return function(deps)
 
     -- SELECT
     local SELECT = builder_class("SelectBuilder")
+    -- LIMIT, OFFSET and suffixes, then the statement (or the first error met)
+    local function tail(buf, d, args, err)
+        if d.limit then buf[#buf + 1] = " LIMIT " .. d.limit end
+        if d.offset then buf[#buf + 1] = " OFFSET " .. d.offset end
+        if #d.suffixes > 0 then
+            buf[#buf + 1] = " "
+            err = err or append(buf, d.suffixes, " ", args)
+        end
+        if err then return nil, err end
+        return concat(buf), args
+    end
+
     local function select_render(d)
         if #d.columns == 0 then return nil, invalid("select statements must have at least one result column") end
         local buf, args = { "SELECT " }, {}
@@ -460,14 +472,7 @@ return function(deps)
             buf[#buf + 1] = " ORDER BY "
             err = err or append(buf, d.orders, ", ", args)
         end
-        if d.limit then buf[#buf + 1] = " LIMIT " .. d.limit end
-        if d.offset then buf[#buf + 1] = " OFFSET " .. d.offset end
-        if #d.suffixes > 0 then
-            buf[#buf + 1] = " "
-            err = err or append(buf, d.suffixes, " ", args)
-        end
-        if err then return nil, err end
-        return concat(buf), args
+        return tail(buf, d, args, err)
     end
 
     function B.select(...)
@@ -596,14 +601,7 @@ return function(deps)
             err = err or append(buf, d.wheres, " AND ", args)
         end
         if #d.orders > 0 then buf[#buf + 1] = " ORDER BY " .. concat(d.orders, ", ") end
-        if d.limit then buf[#buf + 1] = " LIMIT " .. d.limit end
-        if d.offset then buf[#buf + 1] = " OFFSET " .. d.offset end
-        if #d.suffixes > 0 then
-            buf[#buf + 1] = " "
-            err = err or append(buf, d.suffixes, " ", args)
-        end
-        if err then return nil, err end
-        return concat(buf), args
+        return tail(buf, d, args, err)
     end
 
     local function update_render(d)
