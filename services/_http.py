@@ -45,6 +45,7 @@ from wippy.core import (
 )
 
 from . import _http_keys as keys
+from ._follow import RegistryFollower
 from ._http_exchange import Exchange
 from ._http_middleware import MiddlewareDeps, build_chain, compose, relay_origins
 from ._http_relay import Relays
@@ -299,8 +300,7 @@ class HttpServers:
         self.in_flight = 0
         self.servers: dict[str, _Server] = {}
         self.relays = Relays(self)
-        self._reload_task: asyncio.Task[None] | None = None
-        self._dirty = False
+        self._follower = RegistryFollower(registry, HTTP_KINDS, self.reload, "http")
         self._lock = asyncio.Lock()
         self._access: Pipeline | None = None
         self._closed = False
@@ -308,9 +308,7 @@ class HttpServers:
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> list[str]:
         """Start every auto_start http.service; follow registry versions from now on."""
-        projection = getattr(self.registry, "projection", None)
-        if projection is not None:
-            projection.add_listener(self._on_registry)
+        self._follower.start()
         await self.reload()
         return sorted(self.servers)
 
@@ -318,26 +316,9 @@ class HttpServers:
         """The port a running service listens on (useful with ``addr: 127.0.0.1:0``)."""
         return self.servers[service_id].port
 
-    def _on_registry(self, applied: Any) -> None:
-        if not any((op.after is not None and op.after.kind in HTTP_KINDS)
-                   or (op.before is not None and op.before.kind in HTTP_KINDS) for op in applied.ops):
-            return
-        self._dirty = True
-        if self._reload_task is None or self._reload_task.done():
-            self._reload_task = asyncio.get_running_loop().create_task(self._reload_loop())
-
-    async def _reload_loop(self) -> None:
-        while self._dirty and not self._closed:
-            self._dirty = False
-            try:
-                await self.reload()
-            except Exception:
-                log.exception("http: applying a registry version to the servers failed")
-
     async def settled(self) -> None:
         """Return once every registry version seen so far is applied to the servers."""
-        while self._reload_task is not None and not self._reload_task.done():
-            await asyncio.shield(self._reload_task)
+        await self._follower.settled()
 
     async def reload(self) -> None:
         async with self._lock:
@@ -490,10 +471,7 @@ class HttpServers:
         if self._closed:
             return
         self._closed = True
-        if self._reload_task is not None:
-            self._reload_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reload_task
+        await self._follower.aclose()
         await self.relays.aclose()
         servers, self.servers = self.servers, {}
         await asyncio.gather(*(s.stop() for s in servers.values()), return_exceptions=True)

@@ -39,6 +39,7 @@ from wippy.core import (
     queue_spec,
 )
 
+from ._follow import RegistryFollower
 from ._queue_drivers import JetStreamSource, MemoryQueue, MemorySource, Message
 from ._supervisor import lifecycle_of, security_option
 
@@ -249,8 +250,7 @@ class QueueHub:
         self._jetstream = JetStreamQueues(nats, namespace) if nats is not None else None
         self._memory: dict[tuple[str, str], MemoryQueue] = {}
         self.consumers: dict[str, Consumer] = {}
-        self._reconcile_task: asyncio.Task[None] | None = None
-        self._dirty = False
+        self._follower = RegistryFollower(registry, QUEUE_KINDS, self.reconcile, "queue consumers")
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -317,32 +317,13 @@ class QueueHub:
     # -- consumers ------------------------------------------------------------------------------
     async def start(self) -> list[str]:
         """Start the auto_start consumers; follow registry versions from now on."""
-        projection = getattr(self.registry, "projection", None)
-        if projection is not None:
-            projection.add_listener(self._on_registry)
+        self._follower.start()
         await self.reconcile()
         return sorted(self.consumers)
 
-    def _on_registry(self, applied: Any) -> None:
-        if not any((op.after is not None and op.after.kind in QUEUE_KINDS)
-                   or (op.before is not None and op.before.kind in QUEUE_KINDS) for op in applied.ops):
-            return
-        self._dirty = True
-        if self._reconcile_task is None or self._reconcile_task.done():
-            self._reconcile_task = asyncio.get_running_loop().create_task(self._reconcile_loop())
-
-    async def _reconcile_loop(self) -> None:
-        while self._dirty and not self._closed:
-            self._dirty = False
-            try:
-                await self.reconcile()
-            except Exception:
-                log.exception("queue: applying a registry version to the consumers failed")
-
     async def settled(self) -> None:
         """Return once every registry version seen so far is applied to the consumers."""
-        while self._reconcile_task is not None and not self._reconcile_task.done():
-            await asyncio.shield(self._reconcile_task)
+        await self._follower.settled()
 
     async def reconcile(self) -> None:
         async with self._lock:
@@ -387,9 +368,6 @@ class QueueHub:
     async def aclose(self) -> None:
         """Stop every consumer (running handlers finish). Idempotent."""
         self._closed = True
-        if self._reconcile_task is not None:
-            self._reconcile_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconcile_task
+        await self._follower.aclose()
         consumers, self.consumers = self.consumers, {}
         await asyncio.gather(*(c.stop() for c in consumers.values()), return_exceptions=True)
