@@ -43,6 +43,8 @@ log = logging.getLogger("wippy.lua")
 
 LuaError = lua.LuaError
 LuaMemoryError = lua.LuaMemoryError
+#: what a VM must have left below its limit before Python calls into it (see LuaVM._check_room)
+_HEADROOM = 64 * 1024
 LuaTable = Any  # lupa's _LuaTable; untyped
 
 
@@ -185,9 +187,18 @@ class LuaVM:
                 except Exception:  # a host bug: report it, and never stop the scheduler's run
                     log.exception("%s: a task's completion handler failed", self.label)
 
+        self._check_room()
         _co, task = self._spawn(fn, finished, parent, *args)
         self.schedule_pump()
         return task
+
+    def _check_room(self) -> None:
+        """Refuse to enter Lua from Python when the VM is nearly at its memory limit: lupa pushes
+        arguments outside a protected call, and an allocation failing there aborts the process."""
+        limit = self.settings.max_memory
+        if limit and limit - (self.rt.get_memory_used() or 0) < _HEADROOM:
+            raise LuaMemoryError(f"not enough memory: the Lua memory limit of {self.label} "
+                                 f"({limit // (1024 * 1024)} MB) was reached")
 
     def _host_done(self, token: int, ok: bool, *results: Any) -> None:
         done = self._call_done.pop(token, None)
@@ -212,6 +223,7 @@ class LuaVM:
         call's pid). ``done(ok, results)`` when the function returns, ``released()`` once the
         coroutines it started have ended too (at once if it started none). ``data`` rides on the
         task (``task.call_data``: the HTTP request of a handler). Returns the task."""
+        self._check_room()
         self._call_done[token] = done
         self._call_released[token] = released
         task = self._spawn_call(fn, token, data, *args)
@@ -368,7 +380,7 @@ end
 function H.asyncify(pyfn)
     return function(...)
         local r = pack(pyfn(...))
-        if r.n >= 1 and is_pending(r[1]) then return yield(r[1]) end
+        if r.n >= 1 and type(r[1]) == "userdata" and is_pending(r[1]) then return yield(r[1]) end
         return unpack(r, 1, r.n)
     end
 end
