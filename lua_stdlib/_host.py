@@ -108,6 +108,8 @@ class HostContext:
     queues: Any = None
     #: the app's directory: relative fs.directory / exec work dirs resolve against it (None: the cwd)
     base_dir: Path | None = None
+    #: the node's LLM service (services.LlmService), for the native wippy.llm:llm library
+    llm: Any = None
 
 
 class LuaHost:

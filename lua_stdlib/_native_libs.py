@@ -28,6 +28,8 @@ class _Library:
 
 _COMPONENTS = (
     NativeComponent("wippy/actor", "Actor pattern library: topic handlers over the process inbox and events"),
+    NativeComponent("wippy/llm", "LLM library: generate, structured output, embeddings and the prompt builder"),
+    NativeComponent("wippy/agent", "Agent library: declarative agents with tools, traits, delegates and a run loop"),
 )
 
 _LIBRARIES: dict[str, _Library] = {
@@ -35,6 +37,21 @@ _LIBRARIES: dict[str, _Library] = {
         component="wippy/actor",
         modules=("time",),
         comment="Actor pattern library: handlers by message topic, events and channels, in one loop",
+    ),
+    "wippy.llm:llm": _Library(
+        component="wippy/llm",
+        modules=("llm_host",),
+        comment="LLM calls by model name or class: generate, structured_output, embed, status, discovery",
+    ),
+    "wippy.llm:prompt": _Library(
+        component="wippy/llm",
+        modules=("json",),
+        comment="Prompt builder: roles, multi-turn, function calls and results, cache markers, images",
+    ),
+    "wippy.agent:context": _Library(
+        component="wippy/agent",
+        modules=("agent_host", "funcs", "json", "contract"),
+        comment="Agent context: load agents by id or name, step them, run their tool and delegation loop",
     ),
 }
 

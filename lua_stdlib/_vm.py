@@ -254,6 +254,11 @@ class LuaVM:
         self._wake(co, *values)
         self.schedule_pump()
 
+    @property
+    def busy(self) -> bool:
+        """Tasks are ready to run (a turn of the scheduler is due)."""
+        return self._pump_scheduled
+
     def schedule_pump(self) -> None:
         if not self._pump_scheduled and not self._closed:
             self._pump_scheduled = True

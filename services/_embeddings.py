@@ -67,8 +67,10 @@ class EmbeddingRepo:
 
     async def add(self, content: str, content_type: str, origin_id: str, context_id: str | None,  # noqa: PLR0917 - Wippy's order
                   meta: Mapping[str, Any] | None, embedding: Sequence[float]) -> dict[str, Any]:
-        return (await self.add_batch([{"content": content, "content_type": content_type, "origin_id": origin_id,
-                                       "context_id": context_id, "meta": meta, "embedding": embedding}]))["items"][0]
+        added = await self.add_batch([{"content": content, "content_type": content_type, "origin_id": origin_id,
+                                       "context_id": context_id, "meta": meta, "embedding": embedding}])
+        first: dict[str, Any] = added["items"][0]
+        return first
 
     async def add_batch(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         rows, out = [], []
@@ -93,7 +95,8 @@ class EmbeddingRepo:
                                   options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         opts = dict(options or {})
         vector = normalised(embedding, self.dimensions)
-        where, params = [], [vector]
+        where: list[str] = []
+        params: list[Any] = [vector]
         for key in _FILTERS:
             if opts.get(key) is not None:
                 where.append(f"{key} = ?")

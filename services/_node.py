@@ -52,6 +52,7 @@ from ._env import EnvService
 from ._events import EventBus, LogsToEvents
 from ._http import HttpServers
 from ._http_middleware import MiddlewareDeps
+from ._llm import LlmService, env_chain
 from ._processes import ProcessRuntime
 from ._queues import QueueHub
 from ._registry import RegistryService
@@ -253,6 +254,8 @@ class Node(Runtime):
         self.admin_http: AdminHttp | None = None
         #: the node's queues and queue consumers (started by `start_services`)
         self.queues: QueueHub | None = None
+        #: the node's LLM service (the native wippy.llm:llm library calls it)
+        self.llm: LlmService | None = None
 
     async def open(self) -> Self:
         await super().open()
@@ -263,6 +266,7 @@ class Node(Runtime):
             if self.settings.logs_to_events:
                 self._log_handler = LogsToEvents(self.events)
                 logging.getLogger().addHandler(self._log_handler)
+            self.llm = LlmService(self.registry, env_chain(self.env, self.settings.environ))  # before any host
             self.processes = ProcessRuntime(node=self.node, store=self.store, registry=self.registry,
                                             host_factory=self.make_host)
             await self.processes.start()
@@ -304,12 +308,14 @@ class Node(Runtime):
                                    audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
                                    telemetry=self.telemetry, processes=self.processes,
                                    supervisor=self.supervisor, events=self.events, queues=self.queues,
-                                   databases=self.databases, base_dir=self.settings.app_dir))
+                                   databases=self.databases, base_dir=self.settings.app_dir, llm=self.llm))
 
     async def start_services(self) -> list[str]:
         """Start the auto_start hosts and services, then the queue consumers and HTTP servers."""
         assert self.supervisor is not None and self.http is not None and self.queues is not None, "node not open"
         started = await self.supervisor.start_all()
+        assert self.processes is not None
+        await self.processes.settle()  # services run to their first wait before anything is served
         started += await self.queues.start()
         started += await self.http.start()
         self.registry.ready = True
@@ -325,6 +331,7 @@ class Node(Runtime):
         http, self.http = self.http, None
         queues, self.queues = self.queues, None
         events, self.events = self.events, None
+        llm, self.llm = self.llm, None
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
             self._log_handler = None
@@ -341,6 +348,8 @@ class Node(Runtime):
                 await processes.aclose()
             if events is not None:
                 await events.aclose()
+            if llm is not None:  # after the processes: no call is running any more
+                await llm.aclose()
             if admin is not None:
                 await admin.aclose()
         finally:

@@ -363,6 +363,17 @@ class ProcessRuntime:
             else:
                 self._signal(peer, pid, "unlink")
 
+    async def settle(self, timeout: float = 2.0) -> None:
+        """Let the processes started so far run until each waits for something (a message, a
+        timer, I/O) or ends, or ``timeout`` seconds pass: what `start_services` waits for, so a
+        service's first steps (registering its name, say) are done before the app is served."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            await asyncio.sleep(0.001)
+            if not any(h.vm.busy for h in list(self.hosts.values())):
+                return
+
     async def drop_host(self, host_id: str) -> None:
         """Close the Lua host of an http.service that is gone (its calls end)."""
         if host_id in self._call_hosts:

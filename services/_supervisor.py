@@ -212,7 +212,15 @@ class Supervisor:
             if not isinstance(entry.data.get(key), str):
                 raise ConfigError(f"{entry.id}: a process.service needs `{key}` (an entry id)")
         self.services[entry.id] = svc
-        svc.task = asyncio.create_task(self._supervise(svc), name=f"wippy-service:{entry.id}")
+        # the first process is spawned now, so a service has started (its code runs at the host's
+        # next turn) when start_all returns, as Wippy's Starting -> Running step promises
+        first: tuple[str, asyncio.Future[tuple[Any, str | None]]] | WippyError
+        try:
+            pid = self._spawn(svc)
+            first = (pid, self.processes.wait(pid))  # held now: a quick process may end before we wait
+        except WippyError as exc:
+            first = exc
+        svc.task = asyncio.create_task(self._supervise(svc, first), name=f"wippy-service:{entry.id}")
 
     def _spawn(self, svc: _Service) -> str:
         data = svc.entry.data
@@ -225,20 +233,29 @@ class Supervisor:
             opts["security"] = security
         return self.processes.spawn(None, str(data["process"]), str(data["host"]), opts, list(args))
 
-    async def _supervise(self, svc: _Service) -> None:
+    async def _supervise(self, svc: _Service,
+                         first: tuple[str, asyncio.Future[tuple[Any, str | None]]] | WippyError | None = None,
+                         ) -> None:
         restart = svc.lifecycle.restart
         while not svc.stopping:
             started = time.monotonic()
             error: str | None
             try:
-                svc.pid = self._spawn(svc)
+                if first is None:
+                    svc.pid = self._spawn(svc)
+                    ended = self.processes.wait(svc.pid)
+                elif isinstance(first, WippyError):
+                    raise first
+                else:
+                    svc.pid, ended = first
             except WippyError as exc:
                 svc.pid, error = None, str(exc)
             else:
                 svc.state = "running"
                 svc.started_at = time.time_ns()
                 self._record(svc, "started")
-                _value, error = await self.processes.wait(svc.pid)
+                _value, error = await ended
+            first = None
             if _stopping(svc):  # set while we waited
                 break
             if error is None:

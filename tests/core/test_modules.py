@@ -157,10 +157,10 @@ def test_native_component_dependency_records_its_parameters(tmp_path: Path) -> N
 
 
 def test_components_default_to_the_registered_ones(tmp_path: Path) -> None:
-    write(tmp_path, "src/_index.yaml", one("app", "dep", "ns.dependency", component="wippy/llm"))
-    assert "wippy/llm" not in native_components()
+    write(tmp_path, "src/_index.yaml", one("app", "dep", "ns.dependency", component="wippy/views"))
+    assert "wippy/views" not in native_components()
     (error,) = problems(tmp_path)
-    assert "wippy/llm is neither provided by this runtime nor vendored under .wippy/vendor/wippy/llm" in error
+    assert "wippy/views is neither provided by this runtime nor vendored under .wippy/vendor/wippy/views" in error
 
 
 def test_unknown_component_names_the_dependency_entry(tmp_path: Path) -> None:
