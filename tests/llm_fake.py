@@ -316,3 +316,18 @@ async def llm_fake_fixture() -> AsyncIterator[FakeLlm]:
 
 #: the fixture under its own name too, for modules that import it as ``llm_fake``
 llm_fake = llm_fake_fixture
+
+
+async def _serve() -> None:
+    fake = FakeLlm()
+    await fake.start()
+    print(f"fake LLM vendor at {fake.url} (OpenAI: {fake.url}/v1); Ctrl-C to stop", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+if __name__ == "__main__":  # `python -m tests.llm_fake` from the project root: one to try apps without a key
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve())
