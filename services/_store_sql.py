@@ -200,17 +200,21 @@ class SqlStore:
         k, v, x = s.id_column, s.payload_column, s.expire_column
         sql = f"SELECT {k}, {v} FROM {s.table} WHERE ({x} IS NULL OR {x} > ?)"
         params: list[Any] = [int(time.time())]
-        if prefix:
-            sql += f" AND substr({k}, 1, ?) = ?"
-            params += [len(prefix), prefix]
-        if after is not None:
-            sql += f" AND {k} > ?"
-            params.append(str(after))
-        limit = max(1, int(limit))
-        sql += f" ORDER BY {k} LIMIT {limit + 1}"
         lease = await self._db()
         try:
             db = lease.db
+            if prefix:
+                if db.type == "sqlite":  # SQLite's text functions stop at a NUL; bytes do not
+                    sql += f" AND substr(CAST({k} AS BLOB), 1, ?) = CAST(? AS BLOB)"
+                    params += [len(prefix.encode()), prefix]
+                else:
+                    sql += f" AND substr({k}, 1, ?) = ?"
+                    params += [len(prefix), prefix]
+            if after is not None:
+                sql += f" AND {k} > ?"
+                params.append(str(after))
+            limit = max(1, int(limit))
+            sql += f" ORDER BY {k} LIMIT {limit + 1}"
             _cols, rows = await db.query(None, self._text(sql, db), tuple(params))
         finally:
             lease.release()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.lua_stdlib.helpers import Entries
@@ -197,6 +197,7 @@ _JSON = st.recursive(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_JSON, key=st.text(min_size=1, max_size=30))
+@example(value=None, key="\x00")  # found by hypothesis: SQLite's substr() stopped at the NUL
 async def test_values_come_back_as_stored(tmp_path: Path, value: Any, key: str) -> None:
     reg = Entries(Entry("app:db", "db.sql.sqlite", {}, {"file": str(tmp_path / "hyp.db")}),
                   Entry("app:kv", "store.sql", {}, {"database": "app:db", "table_name": "kv"}))
@@ -212,3 +213,4 @@ async def test_values_come_back_as_stored(tmp_path: Path, value: Any, key: str) 
         assert [i["key"] for i in (await s.list(prefix=key))["items"]][:1] == [key]
     finally:
         await hub.aclose()
+
