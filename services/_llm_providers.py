@@ -26,7 +26,8 @@ Keys and base URLs are read through ``env`` (the node's env lookup), never ``os.
   ``GOOGLE_CLOUD_PROJECT``; location ``VERTEX_AI_LOCATION`` or ``GOOGLE_CLOUD_LOCATION``
   (default ``us-central1``); base URL ``VERTEX_AI_BASE_URL``.
 
-Options ``api_key_env`` / ``base_url_env`` name other variables, ``api_key`` / ``base_url`` give values directly;
+Options ``api_key_env`` / ``base_url_env`` name other variables (``api_key_env: none``: a server that wants no
+key), ``api_key`` / ``base_url`` give values directly;
 ``max_retries`` (default 2, the SDKs' own default) sets the SDK's retries of 429/5xx/timeouts.
 SDK clients are cached per (provider id, key, base URL, retries) and closed by :func:`aclose_all`.
 """
@@ -131,8 +132,11 @@ def make_provider(provider_id: str, options: Mapping[str, Any], env: Callable[[s
         return None
 
     def key_and_url(default_keys: tuple[str, ...], default_urls: tuple[str, ...]) -> tuple[str | None, str, str | None]:
-        keys = (str(options["api_key_env"]),) if options.get("api_key_env") else default_keys
         urls = (str(options["base_url_env"]),) if options.get("base_url_env") else default_urls
+        if str(options.get("api_key_env", "")).lower() == "none":  # Wippy's spelling for a keyless server
+            base = str(options["base_url"]) if options.get("base_url") else first(*urls)
+            return "not-needed", "none", base
+        keys = (str(options["api_key_env"]),) if options.get("api_key_env") else default_keys
         api_key = str(options["api_key"]) if options.get("api_key") else first(*keys)
         base_url = str(options["base_url"]) if options.get("base_url") else first(*urls)
         return api_key, " or ".join(keys), base_url

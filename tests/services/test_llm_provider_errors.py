@@ -112,6 +112,14 @@ async def test_openai_compat_needs_a_base_url_but_no_key(llm_fake: FakeLlm) -> N
     assert llm_fake.last().headers["authorization"] == "Bearer not-needed"  # never the process's own OpenAI key
 
 
+async def test_api_key_env_none_sends_no_real_key(llm_fake: FakeLlm) -> None:
+    """Wippy's spelling for a local server that wants no key: no variable is read, none is missing."""
+    provider = make_provider(CHAT[0], {"api_key_env": "none", "base_url": llm_fake.openai_url},
+                             lambda name: "sk-should-not-leak" if name == "OPENAI_API_KEY" else None)
+    assert (await provider.generate(ask("hi"))).result == "hi"
+    assert llm_fake.last().headers["authorization"] == "Bearer not-needed"
+
+
 async def test_unknown_provider_and_bad_options_are_invalid_requests() -> None:
     with pytest.raises(LlmError, match=r"'acme:provider'.*wippy\.llm\.openai:provider") as caught:
         make_provider("acme:provider", {}, lambda _: None)
