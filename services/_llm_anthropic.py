@@ -28,9 +28,7 @@ from ._llm_types import (
     FILTERED,
     INVALID_REQUEST,
     LENGTH,
-    MODEL_ERROR,
     STOP,
-    TIMEOUT,
     TOOL_CALL,
     EventSink,
     LlmError,
@@ -40,13 +38,10 @@ from ._llm_types import (
     effort_level,
     guarded,
     load_sdk,
-    network_error,
-    retry_after_of,
-    status_error,
+    sdk_translator,
     status_result,
     thinking_budget,
     usage,
-    vendor_message,
     warn_once,
 )
 from ._llm_wire import arguments_dict, image_source, parts_of, text_of, with_call_ids
@@ -82,19 +77,7 @@ def new_client(config: ProviderConfig) -> tuple[Any, Callable[[Any], Awaitable[N
 def _translator(label: str) -> Callable[[Exception], LlmError | None]:
     import anthropic
 
-    def translate(exc: Exception) -> LlmError | None:
-        if isinstance(exc, anthropic.APITimeoutError):
-            return LlmError(f"{label} timed out: {exc}", error_type=TIMEOUT, provider=label)
-        if isinstance(exc, anthropic.APIConnectionError):
-            return network_error(label, str(exc.__cause__ or exc))
-        if isinstance(exc, anthropic.APIStatusError):
-            return status_error(label, exc.status_code, vendor_message(exc.body, exc.message),
-                                retry_after=retry_after_of(exc.response.headers))
-        if isinstance(exc, anthropic.AnthropicError):
-            return LlmError(f"{label}: {exc}", error_type=MODEL_ERROR, provider=label)
-        return None
-
-    return translate
+    return sdk_translator(label, anthropic, anthropic.AnthropicError)
 
 
 def map_messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -23,9 +23,7 @@ from ._llm_types import (
     FILTERED,
     INVALID_REQUEST,
     LENGTH,
-    MODEL_ERROR,
     STOP,
-    TIMEOUT,
     TOOL_CALL,
     EventSink,
     LlmError,
@@ -34,12 +32,9 @@ from ._llm_types import (
     decode_json,
     effort_level,
     guarded,
-    network_error,
-    retry_after_of,
-    status_error,
+    sdk_translator,
     status_result,
     usage,
-    vendor_message,
     warn_once,
 )
 from ._llm_wire import arguments_dict, arguments_json, image_source, parts_of, text_of, with_call_ids
@@ -78,19 +73,7 @@ def translator(label: str) -> Callable[[Exception], LlmError | None]:
     """Turns the openai SDK's exceptions into LlmError for :func:`guarded`."""
     import openai
 
-    def translate(exc: Exception) -> LlmError | None:
-        if isinstance(exc, openai.APITimeoutError):
-            return LlmError(f"{label} timed out: {exc}", error_type=TIMEOUT, provider=label)
-        if isinstance(exc, openai.APIConnectionError):
-            return network_error(label, str(exc.__cause__ or exc))
-        if isinstance(exc, openai.APIStatusError):
-            return status_error(label, exc.status_code, vendor_message(exc.body, exc.message),
-                                retry_after=retry_after_of(exc.response.headers))
-        if isinstance(exc, openai.OpenAIError):
-            return LlmError(f"{label}: {exc}", error_type=MODEL_ERROR, provider=label)
-        return None
-
-    return translate
+    return sdk_translator(label, openai, openai.OpenAIError)
 
 
 def tool_choice(choice: str | None, tools: list[dict[str, Any]], label: str,

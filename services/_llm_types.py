@@ -293,3 +293,22 @@ def decode_json(provider: str, text: str) -> Any:
     except ValueError as exc:
         raise LlmError(f"{provider} returned text that is not valid JSON for the schema: {text[:200]!r}",
                        error_type=MODEL_ERROR, provider=provider) from exc
+
+
+def sdk_translator(label: str, sdk: Any, base: type[Exception]) -> Callable[[Exception], LlmError | None]:
+    """The exception mapping of the openai and anthropic SDKs (both generated alike): their
+    timeout, connection and HTTP status errors, and ``base`` (the SDK's root error) for the rest."""
+    def translate(exc: Exception) -> LlmError | None:
+        if isinstance(exc, sdk.APITimeoutError):
+            return LlmError(f"{label} timed out: {exc}", error_type=TIMEOUT, provider=label)
+        if isinstance(exc, sdk.APIConnectionError):
+            return network_error(label, str(exc.__cause__ or exc))
+        if isinstance(exc, sdk.APIStatusError):
+            return status_error(label, exc.status_code, vendor_message(exc.body, exc.message),
+                                retry_after=retry_after_of(exc.response.headers))
+        if isinstance(exc, base):
+            return LlmError(f"{label}: {exc}", error_type=MODEL_ERROR, provider=label)
+        return None
+
+    return translate
+
