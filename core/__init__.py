@@ -87,6 +87,8 @@ from ._jet_lex import JetSyntaxError as JetSyntaxError
 from ._jet_parse import parse_template as parse_jet_template
 from ._kinds import KNOWN_KINDS as KNOWN_KINDS
 from ._kinds import iter_references as iter_references
+from ._llm_records import LLM_CALL as LLM_CALL_RECORD
+from ._llm_records import cap_call_body as cap_llm_call_body
 from ._loader import LoadedApp as LoadedApp
 from ._loader import LoadedEntry as LoadedEntry
 from ._loader import load_app as load_app
@@ -158,6 +160,7 @@ __all__ = [
     "EVENT_RECORD",
     "HTTP_DEFAULT_MAX_BODY",
     "KNOWN_KINDS",
+    "LLM_CALL_RECORD",
     "MAX_DURATION",
     "MIN_DURATION",
     "POLICY_KINDS",
@@ -241,6 +244,7 @@ __all__ = [
     "apply_ops",
     "bound_contracts",
     "canonical_json",
+    "cap_llm_call_body",
     "compile_event_pattern",
     "compile_expr",
     "compile_re2",

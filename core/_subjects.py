@@ -9,6 +9,7 @@ so several apps can share one NATS server without seeing each other's records::
     stream WIPPY_EVENTS     wippy.events.<node>     the event bus (events sent on that node)
     stream WIPPY_AUDIT      wippy.audit.<kind>      security decisions worth keeping (denied changes)
     stream WIPPY_HTTP       wippy.http.<node>       the HTTP access log (services that turn it on)
+    stream WIPPY_AGENTS     wippy.agents.<node>     model calls (llm.call) made on that node
     (no stream)             wippy.admin.<node>.<verb>   requests to a running node
 """
 
@@ -65,6 +66,10 @@ class Subjects:
     def http_stream(self) -> str:
         return f"{self.namespace.upper()}_HTTP"
 
+    @property
+    def agents_stream(self) -> str:
+        return f"{self.namespace.upper()}_AGENTS"
+
     def streams(self) -> tuple[StreamSpec, ...]:
         ns = self.namespace
         return (
@@ -73,6 +78,7 @@ class Subjects:
             StreamSpec(self.events_stream, (f"{ns}.events.>",), "the event bus"),
             StreamSpec(self.audit_stream, (f"{ns}.audit.>",), "security audit records"),
             StreamSpec(self.http_stream, (f"{ns}.http.>",), "the HTTP access log"),
+            StreamSpec(self.agents_stream, (f"{ns}.agents.>",), "model calls and agent runs"),
         )
 
     # -- registry ----------------------------------------------------------------------------
@@ -107,6 +113,10 @@ class Subjects:
     def http(self, node: str) -> str:
         """The access-log records of ``node``'s HTTP servers."""
         return f"{self.namespace}.http.{_check_token(node, 'node id')}"
+
+    def agents(self, node: str) -> str:
+        """The model-call (and, later, agent-run) records of ``node``."""
+        return f"{self.namespace}.agents.{_check_token(node, 'node id')}"
 
     # -- admin -------------------------------------------------------------------------------
     def admin(self, node: str, verb: str) -> str:

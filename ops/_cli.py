@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", nargs="?", metavar="KIND_PATTERN")
     p.add_argument("--from", dest="start", metavar="start|SEQ|ISO_TIME", help="where to begin (default: now)")
     p.add_argument("--count", type=int, metavar="N", help="stop after N records")
-    p.add_argument("--stream", default="events", metavar="NAME", help="events (default), registry, proc, audit, http")
+    p.add_argument("--stream", default="events", metavar="NAME",
+                   help="events (default), registry, proc, audit, http, agents")
 
     p = sub.add_parser("replay", parents=[common], help="the projections as of a version or time, in a file")
     p.add_argument("--to", metavar="VERSION|ISO_TIME")

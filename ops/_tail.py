@@ -34,12 +34,12 @@ from wippy.core import (
 
 from ._config import CliConfig
 
-STREAMS = ("events", "registry", "proc", "audit", "http")
+STREAMS = ("events", "registry", "proc", "audit", "http", "agents")
 
 
 def _stream_name(subjects: Subjects, which: str) -> str:
     return {"events": subjects.events_stream, "registry": subjects.registry_stream, "proc": subjects.proc_stream,
-            "audit": subjects.audit_stream, "http": subjects.http_stream}[which]
+            "audit": subjects.audit_stream, "http": subjects.http_stream, "agents": subjects.agents_stream}[which]
 
 
 def _iso(at_ns: int) -> str:

@@ -15,6 +15,9 @@ from ._duckdb import ProjectionDB as ProjectionDB
 from ._duckdb import QueryResult as QueryResult
 from ._events import EVENTS as EVENTS
 from ._events import EventsProjection as EventsProjection
+from ._llm_calls import LLM_CALLS as LLM_CALLS
+from ._llm_calls import LLM_CALLS_TABLES as LLM_CALLS_TABLES
+from ._llm_calls import LlmCallsProjection as LlmCallsProjection
 from ._proc import PROC as PROC
 from ._proc import PROC_TABLES as PROC_TABLES
 from ._proc import ProcProjection as ProcProjection
@@ -29,6 +32,8 @@ from ._replay import replay_to as replay_to
 __all__ = [
     "AUDIT",
     "EVENTS",
+    "LLM_CALLS",
+    "LLM_CALLS_TABLES",
     "PROC",
     "PROC_TABLES",
     "REGISTRY",
@@ -36,6 +41,7 @@ __all__ = [
     "AppliedChangeset",
     "AuditProjection",
     "EventsProjection",
+    "LlmCallsProjection",
     "PersistedRegistry",
     "ProcProjection",
     "ProjectionDB",

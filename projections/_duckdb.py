@@ -101,6 +101,15 @@ CREATE TABLE IF NOT EXISTS store.events (
     seq BIGINT, at_us BIGINT, node VARCHAR, system VARCHAR, kind VARCHAR, path VARCHAR, data VARCHAR);
 CREATE OR REPLACE VIEW events AS
     SELECT seq, make_timestamptz(at_us) AS "at", node, system, kind, path, data::JSON AS data FROM store.events;
+CREATE TABLE IF NOT EXISTS store.llm_calls (
+    seq BIGINT, at_us BIGINT, node VARCHAR, call_id VARCHAR, run_id VARCHAR, model VARCHAR, provider VARCHAR,
+    prompt_tokens BIGINT, completion_tokens BIGINT, thinking_tokens BIGINT, total_tokens BIGINT, cost DOUBLE,
+    latency_ms DOUBLE, finish_reason VARCHAR, error_type VARCHAR, error VARCHAR, operation VARCHAR, pid VARCHAR);
+CREATE OR REPLACE VIEW llm_calls AS
+    SELECT seq, make_timestamptz(at_us) AS "at", node, call_id, run_id, model, provider, prompt_tokens,
+           completion_tokens, thinking_tokens, total_tokens, cost, latency_ms, finish_reason, error_type, error,
+           operation, pid
+    FROM store.llm_calls;
 CREATE OR REPLACE VIEW registry_files_base AS SELECT * FROM store.registry_files_base;
 CREATE OR REPLACE VIEW projection_checkpoints AS SELECT * FROM store.projection_checkpoints;
 """

@@ -1,8 +1,9 @@
 """Projections rebuilt as of a point in the log, into a DuckDB file of their own.
 
 ``replay_to`` folds the registry stream up to a version (or the last version at or before a time)
-and the process, events and audit streams up to the moment of that version, into a fresh file: the same
-tables `wippy query` reads, showing the app as it was. The live projections are not touched.
+and the process, events, audit and agents (model calls) streams up to the moment of that version,
+into a fresh file: the same tables `wippy query` reads, showing the app as it was. The live
+projections are not touched.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from wippy.core import EventStore, NotFoundError, Record, RecordError
 from ._audit import AuditBatch, write_audit
 from ._duckdb import REGISTRY, ProjectionDB
 from ._events import EventsBatch, write_events
+from ._llm_calls import LLM_CALLS, LlmCallsBatch, write_llm_calls
 from ._proc import ProcBatch, write_batch
 from ._registry_state import AppliedChangeset, RegistryState, fold
 
@@ -49,8 +51,8 @@ async def _chunks(store: EventStore, stream: str, end: int) -> Any:
 
 async def replay_to(store: EventStore, out: Path, *, version: int | None = None,
                     at: datetime.datetime | None = None, full: bool = False) -> ReplayResult:
-    """Rebuild the registry, process, events and audit projections as of ``version`` (or ``at``)
-    into ``out``; ``full``: every stream to its end (a rebuild of the live projections)."""
+    """Rebuild the registry, process, events, audit and llm_calls projections as of ``version`` (or
+    ``at``) into ``out``; ``full``: every stream to its end (a rebuild of the live projections)."""
     subjects = store.subjects
     registry = subjects.registry_stream
     head = await store.last_seq(registry)
@@ -86,7 +88,8 @@ async def replay_to(store: EventStore, out: Path, *, version: int | None = None,
         counts[REGISTRY] = n
         for name, stream, batch, write in (("proc", subjects.proc_stream, ProcBatch(), write_batch),
                                            ("events", subjects.events_stream, EventsBatch(), write_events),
-                                           ("audit", subjects.audit_stream, AuditBatch(), write_audit)):
+                                           ("audit", subjects.audit_stream, AuditBatch(), write_audit),
+                                           (LLM_CALLS, subjects.agents_stream, LlmCallsBatch(), write_llm_calls)):
             end = await store.last_seq(stream) if full else await store.seq_at(stream, cut_ns + 1) - 1
             n = 0
             async for chunk in _chunks(store, stream, end):

@@ -33,12 +33,15 @@ from wippy.lua_stdlib import HostContext, LuaHost, LuaSettings
 from wippy.projections import (
     AUDIT,
     EVENTS,
+    LLM_CALLS,
+    LLM_CALLS_TABLES,
     PROC,
     PROC_TABLES,
     REGISTRY,
     REGISTRY_TABLES,
     AuditProjection,
     EventsProjection,
+    LlmCallsProjection,
     ProcProjection,
     ProjectionDB,
     ProjectionSettings,
@@ -53,6 +56,7 @@ from ._events import EventBus, LogsToEvents
 from ._http import HttpServers
 from ._http_middleware import MiddlewareDeps
 from ._llm import LlmService, env_chain
+from ._llm_recorder import LlmCallLog, RecordedLlmService
 from ._processes import ProcessRuntime
 from ._queues import QueueHub
 from ._registry import RegistryService
@@ -101,6 +105,7 @@ class Runtime:
         self._audit: AuditProjection | None = None
         self._proc: ProcProjection | None = None
         self._events: EventsProjection | None = None
+        self._llm_calls: LlmCallsProjection | None = None
         self._registry: RegistryService | None = None
         self.stores: StoreHub | None = None
         self.env: EnvService | None = None
@@ -141,8 +146,11 @@ class Runtime:
             await self._proc.start()
             self._events = EventsProjection(self._store, self._db, self.settings.projection)
             await self._events.start()
+            self._llm_calls = LlmCallsProjection(self._store, self._db, self.settings.projection)
+            await self._llm_calls.start()
             self._registry = RegistryService(self._projection, node=self.node, audit=self._audit, proc=self._proc,
                                              events=self._events)
+            self._registry.llm_calls_projection = self._llm_calls
             self._registry.rebuilder = self.rebuild_projections
             self.env = EnvService(self._registry, environ=self.settings.environ, base_dir=self.settings.app_dir)
             self.databases = SqlHub(self._registry, env=self.env, cwd=self.settings.app_dir)
@@ -176,6 +184,7 @@ class Runtime:
                 ("_proc", ProcProjection, PROC_TABLES, PROC),
                 ("_events", EventsProjection, ("events",), EVENTS),
                 ("_audit", AuditProjection, ("audit",), AUDIT),
+                ("_llm_calls", LlmCallsProjection, LLM_CALLS_TABLES, LLM_CALLS),
             ):
                 old = getattr(self, attr)
                 if old is not None:
@@ -187,6 +196,7 @@ class Runtime:
             self._registry.proc_projection = self._proc
             self._registry.events_projection = self._events
             self._registry.audit_projection = self._audit
+            self._registry.llm_calls_projection = self._llm_calls
         finally:
             await asyncio.to_thread(out.unlink, missing_ok=True)
             await asyncio.to_thread(out.with_name(out.name + ".wal").unlink, missing_ok=True)
@@ -199,6 +209,7 @@ class Runtime:
         audit, self._audit = self._audit, None
         proc, self._proc = self._proc, None
         events, self._events = self._events, None
+        llm_calls, self._llm_calls = self._llm_calls, None
         db, self._db = self._db, None
         store, self._store = self._store, None
         server, self.server = self.server, None
@@ -207,6 +218,8 @@ class Runtime:
                 await databases.aclose()
             if events is not None:
                 await events.aclose()
+            if llm_calls is not None:
+                await llm_calls.aclose()
             if proc is not None:
                 await proc.aclose()
             if audit is not None:
@@ -256,6 +269,8 @@ class Node(Runtime):
         self.queues: QueueHub | None = None
         #: the node's LLM service (the native wippy.llm:llm library calls it)
         self.llm: LlmService | None = None
+        #: the llm.call records of this node's model calls (on the agents stream)
+        self.llm_calls: LlmCallLog | None = None
 
     async def open(self) -> Self:
         await super().open()
@@ -266,7 +281,10 @@ class Node(Runtime):
             if self.settings.logs_to_events:
                 self._log_handler = LogsToEvents(self.events)
                 logging.getLogger().addHandler(self._log_handler)
-            self.llm = LlmService(self.registry, env_chain(self.env, self.settings.environ))  # before any host
+            self.llm_calls = LlmCallLog(node=self.node, store=self.store)
+            await self.llm_calls.start()
+            self.llm = RecordedLlmService(self.registry, env_chain(self.env, self.settings.environ),
+                                          calls=self.llm_calls)  # before any host
             self.processes = ProcessRuntime(node=self.node, store=self.store, registry=self.registry,
                                             host_factory=self.make_host)
             await self.processes.start()
@@ -332,6 +350,7 @@ class Node(Runtime):
         queues, self.queues = self.queues, None
         events, self.events = self.events, None
         llm, self.llm = self.llm, None
+        llm_calls, self.llm_calls = self.llm_calls, None
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
             self._log_handler = None
@@ -350,6 +369,8 @@ class Node(Runtime):
                 await events.aclose()
             if llm is not None:  # after the processes: no call is running any more
                 await llm.aclose()
+            if llm_calls is not None:  # the records of the last calls reach the log
+                await llm_calls.aclose()
             if admin is not None:
                 await admin.aclose()
         finally:

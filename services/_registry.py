@@ -33,7 +33,13 @@ from wippy.core import (
 from wippy.core import (
     load_app as _load_app,
 )
-from wippy.projections import AuditProjection, EventsProjection, ProcProjection, RegistryProjection
+from wippy.projections import (
+    AuditProjection,
+    EventsProjection,
+    LlmCallsProjection,
+    ProcProjection,
+    RegistryProjection,
+)
 
 AppLoader = Callable[[Path], Any]
 DENIED = "security.access.denied"
@@ -67,6 +73,8 @@ class RegistryService:
         self.audit_projection = audit
         self.proc_projection = proc
         self.events_projection = events
+        #: the llm_calls projection (set by the runtime that owns it)
+        self.llm_calls_projection: LlmCallsProjection | None = None
         #: the node serving this registry has started its services (the `ready` admin verb, /ready)
         self.ready = False
         #: rebuilds the stream projections beside the live ones (set by the runtime that owns them)
@@ -228,6 +236,8 @@ class RegistryService:
             await self.proc_projection.catch_up()
         if self.events_projection is not None:
             await self.events_projection.catch_up()
+        if self.llm_calls_projection is not None:
+            await self.llm_calls_projection.catch_up()
         result = await asyncio.to_thread(self.projection.db.query, sql, at=at, params=params)
         return result.records()
 
