@@ -16,6 +16,7 @@ The compiler itself (services/_agents.py) is pure: it only reads registry entrie
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -88,7 +89,10 @@ def _build(host: LuaHost) -> Any:
         except LuaCodeError as exc:
             return None, f"library {target}: {exc}"
 
-    return vm.rt.table_from({"compile": compile_, "library": library})
+    def run_id() -> str:
+        return uuid.uuid4().hex
+
+    return vm.rt.table_from({"compile": compile_, "library": library, "run_id": run_id})
 
 
 register_module("agent_host", _build)

@@ -50,7 +50,7 @@ UsageRecorder = Callable[[dict[str, Any]], Awaitable[None]]
 _NUMBERS = ("temperature", "top_p")
 _INTEGERS = ("max_tokens", "top_k", "thinking_effort")
 #: options the service consumes itself, never handed to a provider
-_OWN = frozenset({"model", "provider_id", "stream", "schema", "dimensions", "schema_name"})
+_OWN = frozenset({"model", "provider_id", "stream", "schema", "dimensions", "schema_name", "run_id"})
 _TOKENS = ("prompt_tokens", "completion_tokens", "thinking_tokens", "total_tokens",
            "cache_read_tokens", "cache_write_tokens")
 

@@ -51,3 +51,9 @@ async def test_the_agent_calls_its_tool_and_answers(node: Node, llm_fake: FakeLl
     assert [t["function"]["name"] for t in first["tools"]] == ["word_count"]
     result = next(m for m in second["messages"] if m["role"] == "tool")
     assert json.loads(result["content"]) == {"words": 5}
+    # both model calls of the run are on the log under one run id
+    rows = await node.registry.query("SELECT run_id, model, finish_reason FROM llm_calls ORDER BY seq")
+    assert [(r["model"], r["finish_reason"]) for r in rows] == [("gpt-4o-mini", "tool_call"),
+                                                                 ("gpt-4o-mini", "stop")]
+    assert rows[0]["run_id"] and rows[0]["run_id"] == rows[1]["run_id"]
+    assert "run_id" not in first  # never sent to the vendor

@@ -9,8 +9,8 @@
 --   runner:step(prompt_builder, {context, stream_target = {reply_to, topic}, tool_call})
 --       -> {result, tokens, finish_reason, tool_calls = {{id, name, arguments, registry_id, context}},
 --           delegate_calls = {{id, name, arguments, agent_id, context}}, truncated?}, err
---   runner:run(prompt_builder, {max_turns = 10, context, stream_target, tool_call})
---       -> the last step's response plus `turns`, err
+--   runner:run(prompt_builder, {max_turns = 10, context, stream_target, tool_call, run_id})
+--       -> the last step's response plus `turns` and `run_id` (its model calls' records carry it), err
 --   runner:get_stats() -> {id, name, total_tokens = {prompt, completion, thinking, total}}
 --
 -- Agents compile in the runtime (module agent_host, services/_agents.py): resolution by registry
@@ -152,6 +152,7 @@ function Runner:step(prompt_builder, runtime_options)
     if self.thinking_effort and self.thinking_effort > 0 then options.thinking_effort = self.thinking_effort end
     if runtime_options.tool_call ~= nil then options.tool_choice = runtime_options.tool_call end
     if runtime_options.stream_target then options.stream = runtime_options.stream_target end
+    if runtime_options.run_id then options.run_id = runtime_options.run_id end  -- ours: on the call's record
 
     local messages = {}
     if system_prompt ~= "" then
@@ -279,6 +280,7 @@ run_loop = function(self, builder, options, depth)
     end
     local step_options = {
         context = options.context, stream_target = options.stream_target, tool_call = options.tool_call,
+        run_id = options.run_id or agent_host.run_id(),  -- every model call of the run is recorded under it
     }
     local turns = 0
     while true do
@@ -288,12 +290,12 @@ run_loop = function(self, builder, options, depth)
         step_options.tool_call = nil
         local calls, delegations = response.tool_calls or {}, response.delegate_calls or {}
         if #calls == 0 and #delegations == 0 then
-            response.turns = turns
+            response.turns, response.run_id = turns, step_options.run_id
             return response
         end
         if turns >= max_turns then
             response.finish_reason = "max_turns"
-            response.turns = turns
+            response.turns, response.run_id = turns, step_options.run_id
             return response
         end
         for _, call in ipairs(calls) do
