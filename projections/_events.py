@@ -11,11 +11,11 @@ from typing import Any, Final
 
 import orjson
 
-from wippy.core import EVENT_RECORD, EventStore, Record, RecordError
+from wippy.core import EVENT_RECORD, EventStore, RecordError
 
 from ._duckdb import ProjectionDB
 from ._registry_runner import ProjectionSettings
-from ._stream_runner import StreamProjection
+from ._stream_runner import StreamProjection, envelope
 
 EVENTS: Final = "events"
 
@@ -28,24 +28,17 @@ class EventsBatch:
         return len(self.rows)
 
     def add_raw(self, seq: int, data: bytes) -> None:
-        # the hot path of a replay: read the envelope directly (a Record costs twice the parse);
-        # a record at another schema goes through Record.decode and its upcasters
+        found = envelope(data, EVENT_RECORD)
+        if found is None:
+            return
+        at, node, b = found
         try:
-            raw = orjson.loads(data)
-            if raw.get("type") != EVENT_RECORD:
-                return
-            if raw.get("schema") != 1:
-                rec = Record.decode(data)
-                raw = {"at": rec.at, "node": rec.node, "body": rec.body}
-            b = raw["body"]
             system, kind, path = b["system"], b["kind"], b["path"]
-            at = int(raw["at"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise RecordError(f"undecodable {EVENT_RECORD} record: {exc}") from exc
+        except KeyError as exc:
+            raise RecordError(f"undecodable {EVENT_RECORD} record: no {exc}") from exc
         if not (isinstance(system, str) and isinstance(kind, str) and isinstance(path, str)):
             raise RecordError(f"{EVENT_RECORD}: system, kind and path must be strings")
-        self.rows.append((seq, at // 1000, raw.get("node") or "", system, kind, path,
-                          orjson.dumps(b.get("data")).decode()))
+        self.rows.append((seq, at // 1000, node, system, kind, path, orjson.dumps(b.get("data")).decode()))
 
 
 

@@ -18,13 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import orjson
-
-from wippy.core import LLM_CALL_RECORD, EventStore, Record, RecordError
+from wippy.core import LLM_CALL_RECORD, EventStore, RecordError
 
 from ._duckdb import ProjectionDB
 from ._registry_runner import ProjectionSettings
-from ._stream_runner import StreamProjection
+from ._stream_runner import StreamProjection, envelope
 
 LLM_CALLS: Final = "llm_calls"
 #: the tables this projection writes (what a rebuild swaps)
@@ -48,15 +46,12 @@ class LlmCallsBatch:
         return len(self.rows)
 
     def add_raw(self, seq: int, data: bytes) -> None:
+        found = envelope(data, LLM_CALL_RECORD)
+        if found is None:
+            return
         try:
-            raw = orjson.loads(data)
-            if raw.get("type") != LLM_CALL_RECORD:
-                return
-            if raw.get("schema") != 1:  # an older shape: through its upcasters
-                rec = Record.decode(data)
-                raw = {"at": rec.at, "node": rec.node, "body": rec.body}
-            self.rows.append(_row(seq, int(raw["at"]), raw.get("node") or "", raw["body"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.rows.append(_row(seq, *found))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RecordError(f"undecodable {LLM_CALL_RECORD} record {seq}: {exc}") from exc
 
 
