@@ -38,8 +38,8 @@ from ._llm_types import (
     effort_level,
     guarded,
     load_sdk,
+    probe,
     sdk_translator,
-    status_result,
     thinking_budget,
     usage,
     warn_once,
@@ -238,12 +238,8 @@ class AnthropicProvider:
                        error_type=INVALID_REQUEST, provider=self.label)
 
     async def status(self) -> dict[str, Any]:
-        try:
-            async with guarded(self.label, 30.0, self._translator, SDK):
-                await self.config.client().models.list()
-        except LlmError as exc:
-            return status_result(self.label, exc)
-        return status_result(self.label, None)
+        # the client is made inside probe, once the SDK is loaded
+        return await probe(self.label, self._translator, SDK, lambda: self.config.client().models.list())  # noqa: PLW0108
 
     async def _run(self, req: LlmRequest, params: dict[str, Any], on_event: EventSink | None) -> LlmResponse:
         started = time.perf_counter()

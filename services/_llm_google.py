@@ -38,9 +38,9 @@ from ._llm_types import (
     decode_json,
     guarded,
     network_error,
+    probe,
     retry_after_of,
     status_error,
-    status_result,
     thinking_budget,
     usage,
 )
@@ -252,12 +252,9 @@ class GoogleProvider:
         return vectors, {"prompt_tokens": tokens, "total_tokens": tokens}
 
     async def status(self) -> dict[str, Any]:
-        try:
-            async with guarded(self.label, 30.0, self._translator, SDK):
-                await self.config.client().aio.models.list(config={"page_size": 1})
-        except LlmError as exc:
-            return status_result(self.label, exc)
-        return status_result(self.label, None)
+        # the client is made inside probe, once the SDK is loaded
+        return await probe(self.label, self._translator, SDK,
+                           lambda: self.config.client().aio.models.list(config={"page_size": 1}))
 
     async def _run(self, req: LlmRequest, contents: list[dict[str, Any]], config: dict[str, Any],
                    on_event: EventSink | None) -> LlmResponse:

@@ -32,8 +32,8 @@ from ._llm_types import (
     decode_json,
     effort_level,
     guarded,
+    probe,
     sdk_translator,
-    status_result,
     usage,
     warn_once,
 )
@@ -223,12 +223,8 @@ class ChatProvider:
         return vectors, {"prompt_tokens": prompt, "total_tokens": int(getattr(used, "total_tokens", 0) or prompt)}
 
     async def status(self) -> dict[str, Any]:
-        try:
-            async with guarded(self.label, 30.0, self._translator, SDK):
-                await self.config.client().models.list()
-        except LlmError as exc:
-            return status_result(self.label, exc)
-        return status_result(self.label, None)
+        # the client is made inside probe, once the SDK is loaded
+        return await probe(self.label, self._translator, SDK, lambda: self.config.client().models.list())  # noqa: PLW0108
 
     async def _run(self, req: LlmRequest, params: dict[str, Any], on_event: EventSink | None) -> LlmResponse:
         started = time.perf_counter()

@@ -240,6 +240,18 @@ async def guarded(provider: str, seconds: float, translator: Callable[[], Transl
         raise error from exc
 
 
+async def probe(provider: str, translator: Callable[[], Translate], sdk: tuple[str, ...],
+                call: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+    """A provider's ``status``: ``call`` (a cheap vendor request, e.g. listing models) under
+    ``guarded`` with a 30 s deadline, its outcome as ``status_result``."""
+    try:
+        async with guarded(provider, 30.0, translator, sdk):
+            await call()
+    except LlmError as exc:
+        return status_result(provider, exc)
+    return status_result(provider, None)
+
+
 def status_result(provider: str, error: LlmError | None) -> dict[str, Any]:
     """Wippy's provider ``status`` answer: rate limits and 5xx are "degraded", other failures "unhealthy"."""
     if error is None:
