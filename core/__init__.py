@@ -7,6 +7,12 @@ validation, the three-way file merge and the app loader.
 
 from . import _fs_exec_kinds as _fs_exec_kinds  # registers fs.directory/exec.native kind checks
 from . import _proc_records as proc_records
+from ._agent_records import RUN_FINISHED as AGENT_RUN_FINISHED
+from ._agent_records import RUN_RECORD_TYPES as AGENT_RUN_RECORD_TYPES
+from ._agent_records import RUN_STARTED as AGENT_RUN_STARTED
+from ._agent_records import TOOL_RESULT as AGENT_TOOL_RESULT
+from ._agent_records import cap_run_body as cap_run_body
+from ._agent_records import is_truncated as is_truncated
 from ._changeset import AppliedOp as AppliedOp
 from ._changeset import Changeset as Changeset
 from ._changeset import ChangesetBuilder as ChangesetBuilder
@@ -153,6 +159,10 @@ from ._yaml import YamlError as YamlError
 from ._yaml import loads as load_yaml
 
 __all__ = [
+    "AGENT_RUN_FINISHED",
+    "AGENT_RUN_RECORD_TYPES",
+    "AGENT_RUN_STARTED",
+    "AGENT_TOOL_RESULT",
     "CONTRACT_BINDING_KIND",
     "CONTRACT_DEFINITION_KIND",
     "DB_KINDS",
@@ -245,6 +255,7 @@ __all__ = [
     "bound_contracts",
     "canonical_json",
     "cap_llm_call_body",
+    "cap_run_body",
     "compile_event_pattern",
     "compile_expr",
     "compile_re2",
@@ -267,6 +278,7 @@ __all__ = [
     "go_quote",
     "host_mailbox_limit",
     "host_memory",
+    "is_truncated",
     "iter_references",
     "join_path",
     "kv_bucket_name",

@@ -5,6 +5,9 @@ A call's record goes to ``<ns>.agents.<node>`` (the node that made the call; the
 
     call_id         str             the call's id (the ``usage_record.usage_id`` its caller got back)
     run_id          str | None      the agent run the call belongs to; None for a plain call
+    turn            int | None      which step of that run (1, 2, ...)
+    request_hash    str             sha256 of the request as sent (messages, tools, options), so a
+                                    replay can tell whether it would send the same request
     pid             str | None      the calling process, when the caller said
     operation       str             "generate" | "structured_output" | "embed"
     model           str | None      the model as the app names it (None: it did not resolve)
@@ -18,62 +21,34 @@ A call's record goes to ``<ns>.agents.<node>`` (the node that made the call; the
     truncated       [str]           the fields cut to fit (``request.messages``, ...), usually empty
 
 Large payloads are capped so one record stays well under the server's max payload (1 MiB by
-default): each of the fields in :data:`CAPPED` whose JSON is longer than the field cap (64 KiB, or
-a sixteenth of the max payload when that is smaller) is replaced by ``{"$truncated": <its
-JSON's size in bytes>, "head": <the first field-cap bytes of its JSON>}`` and its path listed in
-``truncated``. Should the record still not fit, every capped field loses its ``head`` too. The
-caps keep the log from carrying a model's whole context window on every call; a replay that needs
-the full text of a capped field cannot have it from this record (a later schema may chunk it).
+default): each request field in :data:`CAPPED` whose JSON is longer than 64 KiB (or a sixteenth of
+the max payload when that is smaller), and each response field longer than half the max payload,
+is replaced by ``{"$truncated": <its JSON's size in bytes>, "head": <the first cap bytes of its
+JSON>}`` and its path listed in ``truncated``. Should the record still not fit, every capped field
+loses its ``head`` too. The request caps keep the log from carrying a model's whole context window
+on every call (``request_hash`` still identifies it); a run step whose response was capped cannot
+be taken from the log again, and is called anew when its run resumes.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-import orjson
-
+from ._agent_records import cap_fields, field_cap, large_cap
 from ._records import register_type
 
 LLM_CALL: Final = "llm.call"
 register_type(LLM_CALL, 1)
 
-#: the most a capped field keeps, in bytes of its JSON
-FIELD_CAP: Final = 64 * 1024
-#: the fields that can be large, as (section, key)
+#: the fields that can be large, as (section, key); the request's repeat the conversation on every
+#: step and keep a 64 KiB head, the response's are what a replay needs and keep up to half a record
 CAPPED: Final = (("request", "messages"), ("request", "tools"), ("request", "options"), ("request", "schema"),
                  ("request", "input"), ("response", "result"), ("response", "tool_calls"), ("error", "message"))
-#: room kept for the envelope and the uncapped fields
-_ENVELOPE_ROOM: Final = 4096
-
-
-def field_cap(max_payload: int) -> int:
-    """The per-field cap for a server that takes ``max_payload`` bytes per message."""
-    return max(256, min(FIELD_CAP, max_payload // 16))
+_RESPONSE = frozenset({("response", "result"), ("response", "tool_calls")})
 
 
 def cap_call_body(body: dict[str, Any], max_payload: int) -> dict[str, Any]:
     """``body`` with its large fields capped (see the module docstring) so its record fits
     ``max_payload``; the input is not changed."""
-    cap = field_cap(max_payload)
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in body.items()}
-    truncated: list[str] = list(out.get("truncated") or [])
-    sizes: dict[tuple[str, str], int] = {}
-    for section, key in CAPPED:
-        part = out.get(section)
-        if not isinstance(part, dict) or key not in part:
-            continue
-        encoded = orjson.dumps(part[key], default=str)
-        if len(encoded) > cap:
-            sizes[(section, key)] = len(encoded)
-            part[key] = {"$truncated": len(encoded), "head": encoded[:cap].decode("utf-8", "ignore")}
-            truncated.append(f"{section}.{key}")
-    out["truncated"] = truncated
-    if len(orjson.dumps(out, default=str)) + _ENVELOPE_ROOM > max_payload:
-        for section, key in CAPPED:
-            part = out.get(section)
-            if isinstance(part, dict) and key in part:
-                size = sizes.get((section, key)) or len(orjson.dumps(part[key], default=str))
-                part[key] = {"$truncated": size}
-                if f"{section}.{key}" not in truncated:
-                    truncated.append(f"{section}.{key}")
-    return out
+    small, large = field_cap(max_payload), large_cap(max_payload)
+    return cap_fields(body, [(s, k, large if (s, k) in _RESPONSE else small) for s, k in CAPPED], max_payload)

@@ -110,6 +110,8 @@ class HostContext:
     base_dir: Path | None = None
     #: the node's LLM service (services.LlmService), for the native wippy.llm:llm library
     llm: Any = None
+    #: the node's agent run journal (services.RunJournal), for runner:run's durable runs
+    agent_runs: Any = None
 
 
 class LuaHost:

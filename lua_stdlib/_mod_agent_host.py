@@ -10,17 +10,33 @@ Only that library lists it in its ``modules:``. It reads the process's registry
     library(entry_id) -> the library an ``imports:`` of that id would give (the registry's entry,
         else the runtime's native one): how the agent library reaches wippy.llm:llm and
         wippy.llm:prompt, since a native library declares modules only
+    run_id() -> a fresh run id
+
+The durable runs of ``runner:run`` (services/_agent_runs.py, the node's ``ctx.agent_runs``);
+without a journal (a host outside a node) runs are not recorded and these answer at once:
+
+    begin_run(run_id, beginning, resume) -> {resumed, recorded_turns, finished}, err
+    recorded_tool(run_id, turn, call_id) -> result_text, is_error   (nil: run the tool), err
+    record_tool(run_id, body) -> true, err          (the result is in the log before it returns)
+    finish_run(run_id, finished) -> true, err
 
 The compiler itself (services/_agents.py) is pure: it only reads registry entries.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from wippy.core import WippyError
+
 from ._host import LuaCodeError, LuaHost, register_module
+from ._mod_json import JsonValueError, lua_to_json
 from ._native_libs import native_library
 
 
@@ -53,13 +69,31 @@ def _options(config: Mapping[str, Any]) -> Any:
         else None,
         delegate_schema=schema if isinstance(schema, dict) and schema else DELEGATE_SCHEMA,
         contributions=contributions if isinstance(contributions, dict) else {},
+        now=_moment(config.get("now")),
     )
 
 
-def _build(host: LuaHost) -> Any:
+def _moment(value: Any) -> datetime | None:
+    """The compile time a replay asks for (unix seconds), else None (now)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), UTC)
+    return None
+
+
+def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing function
+    from wippy.services._agent_runs import ReplayStop
     from wippy.services._agents import AgentDefinitionError, AgentNotFoundError, compile_agent
 
     vm = host.vm
+    to_python = lua_to_json(host)
+    journal = host.ctx.agent_runs
+
+    def plain(value: Any) -> Any:
+        """A Lua table as JSON-ready data (what JSON cannot hold, a function say, as its text)."""
+        try:
+            return to_python(value)
+        except JsonValueError:
+            return orjson.loads(orjson.dumps(vm.from_lua(value), default=str, option=orjson.OPT_NON_STR_KEYS))
 
     def compile_(agent: Any = None, config: Any = None) -> Any:
         ref = vm.from_lua(agent)
@@ -68,16 +102,21 @@ def _build(host: LuaHost) -> Any:
         if not isinstance(ref, str | dict) or ref == "":
             return None, "Agent spec or identifier is required"
         cfg = vm.from_lua(config) if config is not None else {}
+        options = _options(cfg if isinstance(cfg, dict) else {})
+        if options.now is None:  # fixed, so a replay can compile the agent as of the same moment
+            options = dataclasses.replace(options, now=datetime.now(UTC))
         name = ref if isinstance(ref, str) else str(ref.get("id") or ref.get("name") or "inline-agent")
         try:
-            compiled = compile_agent(host.ctx.registry, ref, _options(cfg if isinstance(cfg, dict) else {}))
+            compiled = compile_agent(host.ctx.registry, ref, options)
         except AgentNotFoundError as exc:
             return None, f"Failed to load agent '{name}': {exc}"
         except AgentDefinitionError as exc:
             where = f"{exc.field}: " if exc.field else ""
             inside = f" (in {exc.entry})" if exc.entry and exc.entry != name else ""
             return None, f"Failed to compile agent '{name}': {where}{exc.reason}{inside}"
-        return vm.to_lua(compiled.to_data()), None
+        data = compiled.to_data()
+        data["compiled_at"] = options.now.timestamp() if options.now else None
+        return vm.to_lua(data), None
 
     def library(entry_id: Any = None) -> Any:
         target = str(entry_id)
@@ -92,7 +131,67 @@ def _build(host: LuaHost) -> Any:
     def run_id() -> str:
         return uuid.uuid4().hex
 
-    return vm.rt.table_from({"compile": compile_, "library": library, "run_id": run_id})
+    def journaled(make: Any) -> Any:
+        """Run ``make()`` (a coroutine giving Lua's answer) as a Pending; errors as strings."""
+        async def run() -> tuple[Any, ...]:
+            try:
+                return await make()
+            except WippyError as exc:
+                return None, str(getattr(exc, "message", None) or exc)
+            except ReplayStop as exc:
+                return None, str(exc)
+        return vm.pending(run())
+
+    def begin_run(run: Any = None, beginning: Any = None, resume: Any = False) -> Any:
+        if journal is None:
+            return vm.to_lua({"resumed": False, "recorded_turns": 0, "finished": False}), None
+        body = plain(beginning) if beginning is not None else {}
+        body = body if isinstance(body, dict) else {}
+        pid = host.current_pid()
+        body.update(pid=None if pid is None else str(pid),
+                    registry_version=getattr(host.ctx.registry, "version", None))
+
+        async def make() -> tuple[Any, ...]:
+            info = await journal.begin(str(run), body, resume=bool(resume))
+            return vm.to_lua(info), None
+        return journaled(make)
+
+    def recorded_tool(run: Any = None, turn: Any = None, call_id: Any = None) -> Any:
+        if journal is None:
+            return None, None
+
+        async def make() -> tuple[Any, ...]:
+            found = await journal.tool_result(str(run), int(turn), str(call_id))
+            if found is None:
+                return None, None
+            return str(found.get("result") or ""), bool(found.get("is_error"))
+        return journaled(make)
+
+    def record_tool(run: Any = None, body: Any = None) -> Any:
+        if journal is None:
+            return True, None
+        data = plain(body) if body is not None else {}
+
+        async def make() -> tuple[Any, ...]:
+            await journal.record_tool(str(run), data if isinstance(data, dict) else {})
+            return True, None
+        return journaled(make)
+
+    def finish_run(run: Any = None, finished: Any = None) -> Any:
+        if journal is None:
+            return True, None
+        data = plain(finished) if finished is not None else {}
+
+        async def make() -> tuple[Any, ...]:
+            await journal.finish(str(run), data if isinstance(data, dict) else {})
+            return True, None
+        return journaled(make)
+
+    return vm.rt.table_from({
+        "compile": compile_, "library": library, "run_id": run_id,
+        "begin_run": vm.asyncify(begin_run), "recorded_tool": vm.asyncify(recorded_tool),
+        "record_tool": vm.asyncify(record_tool), "finish_run": vm.asyncify(finish_run),
+    })
 
 
 register_module("agent_host", _build)

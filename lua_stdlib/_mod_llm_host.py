@@ -114,6 +114,10 @@ def _build(host: LuaHost) -> Any:
         return ProcessStream(host.ctx.processes, str(host.current_pid()), str(stream["reply_to"]),
                              str(stream.get("topic") or DEFAULT_TOPIC), buffer)
 
+    def caller() -> str | None:
+        pid = host.current_pid()
+        return None if pid is None else str(pid)
+
     def call(make: Any) -> Any:
         """Run ``make()`` (which builds the service call) as a Pending; errors come back as strings."""
         try:
@@ -133,17 +137,17 @@ def _build(host: LuaHost) -> Any:
         def make() -> Any:
             options = options_of(opts)
             sink = stream_of(options)
-            return service.generate(data(messages, "messages"), options, sink)
+            return service.generate(data(messages, "messages"), options, sink, caller=caller())
         return call(make)
 
     def structured_output(schema: Any = None, messages: Any = None, opts: Any = None) -> Any:
         def make() -> Any:
             shaped = _schema_shape(data(schema, "schema"))
-            return service.structured_output(shaped, data(messages, "messages"), options_of(opts))
+            return service.structured_output(shaped, data(messages, "messages"), options_of(opts), caller=caller())
         return call(make)
 
     def embed(text: Any = None, opts: Any = None) -> Any:
-        return call(lambda: service.embed(data(text, "input"), options_of(opts)))
+        return call(lambda: service.embed(data(text, "input"), options_of(opts), caller=caller()))
 
     def status(opts: Any = None) -> Any:
         return call(lambda: service.status(options_of(opts)))

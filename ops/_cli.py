@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", default="events", metavar="NAME",
                    help="events (default), registry, proc, audit, http, agents")
 
+    _agents_parser(sub, common)
     p = sub.add_parser("replay", parents=[common], help="the projections as of a version or time, in a file")
     p.add_argument("--to", metavar="VERSION|ISO_TIME")
     p.add_argument("--rebuild", action="store_true",
@@ -122,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in _NOT_YET.items():
         sub.add_parser(name, parents=[common], help=f"{what} (not implemented yet)")
     return parser
+
+
+def _agents_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    ag = sub.add_parser("agents", parents=[common], help="agent runs recorded in the log")
+    asub = ag.add_subparsers(dest="agents_command", metavar="SUBCOMMAND")
+    p = asub.add_parser("replay", parents=[common],
+                        help="run a recorded agent run again from the log (no model or tool calls) and "
+                             "report where it differs; exit status 1 when it does")
+    p.add_argument("run", metavar="RUN_ID")
+    p.add_argument("--at", type=int, metavar="VERSION",
+                   help="compile the agent as of this registry version (default: the run's own)")
 
 
 _NOT_YET = {"lint": "the linter",
@@ -150,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown and ns.command not in _NOT_YET:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if ns.command is None or (ns.command == "registry" and ns.registry_command is None) or (
-            ns.command == "events" and ns.events_command is None):
+            ns.command == "events" and ns.events_command is None) or (
+            ns.command == "agents" and ns.agents_command is None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     if ns.command == "version":
@@ -214,12 +227,16 @@ async def _dispatch(ns: argparse.Namespace, cfg: CliConfig) -> int:
     verb, args = _request(ns, cfg)
     result = await _call(cfg, verb, args)
     _print(verb, result, cfg)
+    if verb == "agents_replay" and not result.get("identical"):
+        return EXIT_ERROR
     return 0
 
 
 def _request(ns: argparse.Namespace, cfg: CliConfig) -> tuple[str, dict[str, Any]]:
     if ns.command == "query":
         return "query", {"sql": ns.sql, "at": ns.at}
+    if ns.command == "agents":
+        return "agents_replay", {"run": ns.run, "at": ns.at}
     sub = ns.registry_command
     if sub == "apply":
         return "apply", {"app": str(cfg.app_dir), "message": ns.message, "reset": ns.reset}
@@ -285,6 +302,8 @@ def _print(verb: str, result: Any, cfg: CliConfig) -> None:
     elif verb == "history":
         output.table(["VERSION", "AT", "AUTHOR", "OP", "KIND", "ORIGIN"],
                      [[h["version"], h["at"], h["author"], h["op"], h["kind"], h["origin"]] for h in result])
+    elif verb == "agents_replay":
+        output.replay_report(result)
     elif verb == "diff":
         marks = {"create": "+", "delete": "-", "update": "~"}
         for d in result:

@@ -61,3 +61,22 @@ def apply_summary(result: dict[str, Any], out: TextIO = sys.stdout) -> None:
 def warnings(items: Sequence[str], err: TextIO = sys.stderr) -> None:
     for w in items:
         err.write(f"warning: {w}\n")
+
+
+def replay_report(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
+    """What `wippy agents replay` found: the run, how it went, each divergence."""
+    version = report.get("registry_version")
+    recorded = report.get("recorded_version")
+    against = f"registry version {version}" + ("" if version == recorded else f" (the run started at {recorded})")
+    print(f"run {report['run_id']} of agent {report.get('agent')}, replayed against {against}", file=out)
+    print(f"{report.get('steps_from_log', 0)} steps taken from the log in {report.get('elapsed_ms', 0):.1f} ms; "
+          "no model was called and no tool was run", file=out)
+    if report.get("error"):
+        print(f"the replay ended with an error: {report['error']}", file=out)
+    divergences = report.get("divergences") or []
+    if not divergences and report.get("identical"):
+        print("identical to the recorded run", file=out)
+        return
+    for d in divergences:
+        where = f"step {d['turn']}" if d.get("turn") is not None else "end"
+        print(f"DIVERGED at {where} ({d['what']}): {d['detail']}", file=out)

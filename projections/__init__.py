@@ -6,6 +6,9 @@ transaction. The audit and process projections follow their streams into the ``a
 ``process*`` tables the same way.
 """
 
+from ._agents import AGENTS as AGENTS
+from ._agents import AGENTS_TABLES as AGENTS_TABLES
+from ._agents import AgentsProjection as AgentsProjection
 from ._audit import AUDIT as AUDIT
 from ._audit import AuditProjection as AuditProjection
 from ._duckdb import REGISTRY as REGISTRY
@@ -15,9 +18,6 @@ from ._duckdb import ProjectionDB as ProjectionDB
 from ._duckdb import QueryResult as QueryResult
 from ._events import EVENTS as EVENTS
 from ._events import EventsProjection as EventsProjection
-from ._llm_calls import LLM_CALLS as LLM_CALLS
-from ._llm_calls import LLM_CALLS_TABLES as LLM_CALLS_TABLES
-from ._llm_calls import LlmCallsProjection as LlmCallsProjection
 from ._proc import PROC as PROC
 from ._proc import PROC_TABLES as PROC_TABLES
 from ._proc import ProcProjection as ProcProjection
@@ -30,18 +30,18 @@ from ._replay import ReplayResult as ReplayResult
 from ._replay import replay_to as replay_to
 
 __all__ = [
+    "AGENTS",
+    "AGENTS_TABLES",
     "AUDIT",
     "EVENTS",
-    "LLM_CALLS",
-    "LLM_CALLS_TABLES",
     "PROC",
     "PROC_TABLES",
     "REGISTRY",
     "REGISTRY_TABLES",
+    "AgentsProjection",
     "AppliedChangeset",
     "AuditProjection",
     "EventsProjection",
-    "LlmCallsProjection",
     "PersistedRegistry",
     "ProcProjection",
     "ProjectionDB",

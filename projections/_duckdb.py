@@ -15,6 +15,14 @@ write it in double quotes (``SELECT "at" FROM registry_versions``)::
     process_dead_letters(seq, at, from_pid, to_pid, topic, reason, bytes)  every proc.dead_letter
     process_events(seq, at, type, pid, node, body JSON)                   every proc record
     events(seq, at, node, system, kind, path, data JSON)                  every events.send
+    llm_calls(seq, at, node, call_id, run_id, turn, model, provider, *_tokens, cost, latency_ms,
+              finish_reason, error_type, error, operation, pid)           every llm.call
+    agent_steps(seq, at, node, run_id, type, turn, call_id, name, agent, parent_run_id, status, pid,
+                is_error, detail JSON)     every record of an agent run (type started|call|tool|finished)
+    agent_runs(run, agent, status, turns, tool_calls, model_calls, total_tokens, cost, resumes,
+               parent_run_id, pid, node, started_at, finished_at, finish_reason, error)
+                                           one row per run; status running | completed | failed |
+                                           interrupted (its process ended without finishing it)
     projection_checkpoints(name, seq, version)
 
 A batch of changesets and the checkpoint are written in one transaction, so a crash never
@@ -104,12 +112,51 @@ CREATE OR REPLACE VIEW events AS
 CREATE TABLE IF NOT EXISTS store.llm_calls (
     seq BIGINT, at_us BIGINT, node VARCHAR, call_id VARCHAR, run_id VARCHAR, model VARCHAR, provider VARCHAR,
     prompt_tokens BIGINT, completion_tokens BIGINT, thinking_tokens BIGINT, total_tokens BIGINT, cost DOUBLE,
-    latency_ms DOUBLE, finish_reason VARCHAR, error_type VARCHAR, error VARCHAR, operation VARCHAR, pid VARCHAR);
+    latency_ms DOUBLE, finish_reason VARCHAR, error_type VARCHAR, error VARCHAR, operation VARCHAR, pid VARCHAR,
+    turn BIGINT);
 CREATE OR REPLACE VIEW llm_calls AS
-    SELECT seq, make_timestamptz(at_us) AS "at", node, call_id, run_id, model, provider, prompt_tokens,
+    SELECT seq, make_timestamptz(at_us) AS "at", node, call_id, run_id, turn, model, provider, prompt_tokens,
            completion_tokens, thinking_tokens, total_tokens, cost, latency_ms, finish_reason, error_type, error,
            operation, pid
     FROM store.llm_calls;
+CREATE TABLE IF NOT EXISTS store.agent_steps (
+    seq BIGINT, at_us BIGINT, node VARCHAR, run_id VARCHAR, type VARCHAR, turn BIGINT, call_id VARCHAR,
+    name VARCHAR, agent VARCHAR, parent_run_id VARCHAR, status VARCHAR, pid VARCHAR, is_error BOOLEAN,
+    detail VARCHAR);
+CREATE OR REPLACE VIEW agent_steps AS
+    SELECT seq, make_timestamptz(at_us) AS "at", node, run_id, type, turn, call_id, name, agent, parent_run_id,
+           status, pid, is_error, detail::JSON AS detail
+    FROM store.agent_steps;
+CREATE OR REPLACE VIEW agent_runs AS
+    WITH starts AS (
+        SELECT run_id, arg_min(agent, seq) AS agent, arg_min(parent_run_id, seq) AS parent_run_id,
+               min(at_us) AS started_us, arg_max(pid, seq) AS pid, arg_max(node, seq) AS node,
+               count(*) - 1 AS resumes, max(seq) AS last_start
+        FROM store.agent_steps WHERE type = 'started' GROUP BY run_id),
+    ends AS (
+        SELECT run_id, arg_max(status, seq) AS status, max(seq) AS last_end, arg_max(at_us, seq) AS finished_us,
+               arg_max(turn, seq) AS turns, arg_max(detail, seq) AS detail
+        FROM store.agent_steps WHERE type = 'finished' GROUP BY run_id),
+    steps AS (
+        SELECT run_id, max(turn) FILTER (WHERE type = 'call') AS turns,
+               count(*) FILTER (WHERE type = 'tool') AS tool_calls
+        FROM store.agent_steps GROUP BY run_id),
+    calls AS (
+        SELECT run_id, count(*) AS model_calls, sum(total_tokens) AS total_tokens, sum(cost) AS cost
+        FROM store.llm_calls WHERE run_id IS NOT NULL GROUP BY run_id)
+    SELECT s.run_id AS run, s.agent,
+           CASE WHEN e.last_end > s.last_start THEN e.status
+                WHEN p.status IN ('exited', 'failed') THEN 'interrupted'
+                ELSE 'running' END AS status,
+           coalesce(CASE WHEN e.last_end > s.last_start THEN e.turns END, st.turns, 0) AS turns,
+           coalesce(st.tool_calls, 0) AS tool_calls, coalesce(c.model_calls, 0) AS model_calls,
+           coalesce(c.total_tokens, 0) AS total_tokens, c.cost, s.resumes, s.parent_run_id, s.pid, s.node,
+           make_timestamptz(s.started_us) AS started_at,
+           CASE WHEN e.last_end > s.last_start THEN make_timestamptz(e.finished_us) END AS finished_at,
+           CASE WHEN e.last_end > s.last_start THEN e.detail::JSON ->> 'finish_reason' END AS finish_reason,
+           CASE WHEN e.last_end > s.last_start THEN e.detail::JSON ->> 'error' END AS error
+    FROM starts s LEFT JOIN ends e USING (run_id) LEFT JOIN steps st USING (run_id)
+         LEFT JOIN calls c USING (run_id) LEFT JOIN store.processes p ON p.pid = s.pid;
 CREATE OR REPLACE VIEW registry_files_base AS SELECT * FROM store.registry_files_base;
 CREATE OR REPLACE VIEW projection_checkpoints AS SELECT * FROM store.projection_checkpoints;
 """
@@ -170,9 +217,22 @@ class ProjectionDB:
             self._con = duckdb.connect(target)
         except duckdb.IOException as exc:
             raise ConfigError(f"cannot open the projection database {target}: {exc}") from exc
+        self._migrate()
         self._con.execute(_SCHEMA)
         self._write_lock = threading.Lock()
         self._closed = False
+
+    def _migrate(self) -> None:
+        """Files written before ``llm_calls`` had a ``turn``: its rows are rebuilt from the log
+        (the agents projection starts from sequence 1 under its new checkpoint name)."""
+        found = self._con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'store' AND table_name = 'llm_calls'"
+            " AND column_name = 'turn'").fetchone()
+        exists = self._con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'store' AND table_name = 'llm_calls'").fetchone()
+        if exists and exists[0] and found is not None and not found[0]:
+            self._con.execute("DROP VIEW IF EXISTS main.llm_calls; DROP TABLE store.llm_calls;"
+                              " DELETE FROM store.projection_checkpoints WHERE name = 'llm_calls'")
 
     def close(self) -> None:
         if not self._closed:
@@ -288,8 +348,14 @@ class ProjectionDB:
 
     def write_rows(self, table: str, rows: Sequence[tuple[Any, ...]], *, checkpoint: str, seq: int) -> None:
         """Append rows to a ``store`` table and move a checkpoint, atomically (append-only projections)."""
+        self.write_appends({table: rows}, checkpoint=checkpoint, seq=seq)
+
+    def write_appends(self, appends: Mapping[str, Sequence[tuple[Any, ...]]], *, checkpoint: str, seq: int) -> None:
+        """Append rows to several ``store`` tables and move a checkpoint, atomically."""
         with self._checkpointed(checkpoint, seq) as con:
-            _append(con, f"store.{table}", rows)
+            for table, rows in appends.items():
+                if rows:
+                    _append(con, f"store.{table}", rows)
 
     def write_processes(self, processes: Mapping[str, tuple[Any, ...]],
                         appends: Mapping[str, Sequence[tuple[Any, ...]]], *, checkpoint: str, seq: int) -> None:

@@ -16,10 +16,10 @@ from typing import Any
 
 from wippy.core import EventStore, NotFoundError, Record, RecordError
 
+from ._agents import AGENTS, AgentsBatch, write_agents
 from ._audit import AuditBatch, write_audit
 from ._duckdb import REGISTRY, ProjectionDB
 from ._events import EventsBatch, write_events
-from ._llm_calls import LLM_CALLS, LlmCallsBatch, write_llm_calls
 from ._proc import ProcBatch, write_batch
 from ._registry_state import AppliedChangeset, RegistryState, fold
 
@@ -51,7 +51,7 @@ async def _chunks(store: EventStore, stream: str, end: int) -> Any:
 
 async def replay_to(store: EventStore, out: Path, *, version: int | None = None,
                     at: datetime.datetime | None = None, full: bool = False) -> ReplayResult:
-    """Rebuild the registry, process, events, audit and llm_calls projections as of ``version`` (or
+    """Rebuild the registry, process, events, audit and agents projections as of ``version`` (or
     ``at``) into ``out``; ``full``: every stream to its end (a rebuild of the live projections)."""
     subjects = store.subjects
     registry = subjects.registry_stream
@@ -89,7 +89,7 @@ async def replay_to(store: EventStore, out: Path, *, version: int | None = None,
         for name, stream, batch, write in (("proc", subjects.proc_stream, ProcBatch(), write_batch),
                                            ("events", subjects.events_stream, EventsBatch(), write_events),
                                            ("audit", subjects.audit_stream, AuditBatch(), write_audit),
-                                           (LLM_CALLS, subjects.agents_stream, LlmCallsBatch(), write_llm_calls)):
+                                           (AGENTS, subjects.agents_stream, AgentsBatch(), write_agents)):
             end = await store.last_seq(stream) if full else await store.seq_at(stream, cut_ns + 1) - 1
             n = 0
             async for chunk in _chunks(store, stream, end):

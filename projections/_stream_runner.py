@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -166,21 +166,29 @@ class StreamProjection(Generic[B]):
 
 
 def envelope(data: bytes, record_type: str) -> tuple[int, str, dict[str, Any]] | None:
-    """(at, node, body) of a stored record of ``record_type``; None for another type. The hot
+    """(at, node, body) of a stored record of ``record_type``; None for another type (see
+    :func:`envelope_any`)."""
+    found = envelope_any(data, (record_type,))
+    return None if found is None else found[1:]
+
+
+def envelope_any(data: bytes, record_types: Collection[str]) -> tuple[str, int, str, dict[str, Any]] | None:
+    """(type, at, node, body) of a stored record of one of ``record_types``; None for another type. The hot
     path of a replay reads the envelope directly (a Record costs twice the parse); a record at
     another schema version goes through Record.decode and its upcasters. RecordError when the
     data cannot be read."""
     try:
         raw = orjson.loads(data)
-        if raw.get("type") != record_type:
+        record_type = raw.get("type")
+        if record_type not in record_types:
             return None
         if raw.get("schema") != 1:
             rec = Record.decode(data)
-            return int(rec.at), rec.node or "", dict(rec.body)
+            return rec.type, int(rec.at), rec.node or "", dict(rec.body)
         body = raw["body"]
         if not isinstance(body, dict):
             raise TypeError("the body is not an object")
-        return int(raw["at"]), raw.get("node") or "", body
+        return str(record_type), int(raw["at"]), raw.get("node") or "", body
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RecordError(f"undecodable {record_type} record: {exc}") from exc
+        raise RecordError(f"undecodable record: {exc}") from exc
 

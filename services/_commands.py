@@ -13,6 +13,7 @@ from typing import Any
 
 from wippy.core import ConfigError, DefinitionError
 
+from ._agent_replay import replay_run
 from ._registry import RegistryService
 
 Args = dict[str, Any]
@@ -104,6 +105,13 @@ async def _query(svc: RegistryService, a: Args, _c: CallContext) -> Any:
     return await svc.query(str(a.get("sql") or ""), at=_int(a, "at"))
 
 
+async def _agents_replay(svc: RegistryService, a: Args, _c: CallContext) -> Any:
+    run = a.get("run")
+    if not isinstance(run, str) or not run:
+        raise DefinitionError("agents replay needs the run id (see `wippy query \"SELECT * FROM agent_runs\"`)")
+    return await replay_run(svc, run, at=_int(a, "at"))
+
+
 COMMANDS: dict[str, Handler] = {
     "ping": _ping,
     "processes": _processes,
@@ -117,6 +125,7 @@ COMMANDS: dict[str, Handler] = {
     "history": _history,
     "diff": _diff,
     "query": _query,
+    "agents_replay": _agents_replay,
 }
 
 

@@ -50,7 +50,8 @@ UsageRecorder = Callable[[dict[str, Any]], Awaitable[None]]
 _NUMBERS = ("temperature", "top_p")
 _INTEGERS = ("max_tokens", "top_k", "thinking_effort")
 #: options the service consumes itself, never handed to a provider
-_OWN = frozenset({"model", "provider_id", "stream", "schema", "dimensions", "schema_name", "run_id"})
+_OWN = frozenset({"model", "provider_id", "stream", "schema", "dimensions", "schema_name", "run_id",
+                  "turn"})
 _TOKENS = ("prompt_tokens", "completion_tokens", "thinking_tokens", "total_tokens",
            "cache_read_tokens", "cache_write_tokens")
 
@@ -169,9 +170,10 @@ class LlmService:
 
     # -- calls -----------------------------------------------------------------------------------
     async def generate(self, messages: list[dict[str, Any]], opts: Mapping[str, Any],
-                       on_event: EventSink | None = None) -> dict[str, Any]:
+                       on_event: EventSink | None = None, *, caller: str | None = None) -> dict[str, Any]:
         """Wippy's ``llm.generate`` answer. With ``on_event``, the provider streams: chunk, thinking
-        and tool_call events as they come, then ``{type="done", meta}`` (or ``{type="error", error}``)."""
+        and tool_call events as they come, then ``{type="done", meta}`` (or ``{type="error", error}``).
+        ``caller`` (the calling process) is for a recording service; it does not change the call."""
         try:
             target = self._target(opts)
             req = self._request(target, _messages(messages), opts)
@@ -191,7 +193,7 @@ class LlmService:
         return out
 
     async def structured_output(self, schema: Mapping[str, Any], messages: list[dict[str, Any]],
-                                opts: Mapping[str, Any]) -> dict[str, Any]:
+                                opts: Mapping[str, Any], *, caller: str | None = None) -> dict[str, Any]:
         """Wippy's ``llm.structured_output`` answer: ``result`` is the decoded value."""
         if not opts.get("model"):
             raise LlmError("Model is required in options", error_type=INVALID_REQUEST)
@@ -209,7 +211,8 @@ class LlmService:
         await self._record(out, target, "structured_output", started)
         return out
 
-    async def embed(self, texts: str | list[str], opts: Mapping[str, Any]) -> dict[str, Any]:
+    async def embed(self, texts: str | list[str], opts: Mapping[str, Any], *,
+                    caller: str | None = None) -> dict[str, Any]:
         """Wippy's ``llm.embed`` answer: one vector for a string, a list of vectors for a list."""
         target = self._target(opts)
         if isinstance(texts, str):

@@ -31,17 +31,17 @@ from wippy.core import (
 )
 from wippy.lua_stdlib import HostContext, LuaHost, LuaSettings
 from wippy.projections import (
+    AGENTS,
+    AGENTS_TABLES,
     AUDIT,
     EVENTS,
-    LLM_CALLS,
-    LLM_CALLS_TABLES,
     PROC,
     PROC_TABLES,
     REGISTRY,
     REGISTRY_TABLES,
+    AgentsProjection,
     AuditProjection,
     EventsProjection,
-    LlmCallsProjection,
     ProcProjection,
     ProjectionDB,
     ProjectionSettings,
@@ -51,6 +51,7 @@ from wippy.projections import (
 
 from ._admin import AdminServer
 from ._admin_http import AdminHttp, AdminHttpSettings
+from ._agent_runs import RunJournal
 from ._env import EnvService
 from ._events import EventBus, LogsToEvents
 from ._http import HttpServers
@@ -105,7 +106,7 @@ class Runtime:
         self._audit: AuditProjection | None = None
         self._proc: ProcProjection | None = None
         self._events: EventsProjection | None = None
-        self._llm_calls: LlmCallsProjection | None = None
+        self._agents: AgentsProjection | None = None
         self._registry: RegistryService | None = None
         self.stores: StoreHub | None = None
         self.env: EnvService | None = None
@@ -146,11 +147,11 @@ class Runtime:
             await self._proc.start()
             self._events = EventsProjection(self._store, self._db, self.settings.projection)
             await self._events.start()
-            self._llm_calls = LlmCallsProjection(self._store, self._db, self.settings.projection)
-            await self._llm_calls.start()
+            self._agents = AgentsProjection(self._store, self._db, self.settings.projection)
+            await self._agents.start()
             self._registry = RegistryService(self._projection, node=self.node, audit=self._audit, proc=self._proc,
                                              events=self._events)
-            self._registry.llm_calls_projection = self._llm_calls
+            self._registry.agents_projection = self._agents
             self._registry.rebuilder = self.rebuild_projections
             self.env = EnvService(self._registry, environ=self.settings.environ, base_dir=self.settings.app_dir)
             self.databases = SqlHub(self._registry, env=self.env, cwd=self.settings.app_dir)
@@ -160,6 +161,11 @@ class Runtime:
             await self.aclose()
             raise
         return self
+
+    async def run_positions(self, run_id: str) -> list[int]:
+        """Where the records of an agent run are on the agents stream (the agents projection's index)."""
+        assert self._agents is not None, "runtime not open"
+        return await self._agents.run_positions(run_id)
 
     async def rebuild_projections(self) -> dict[str, Any]:
         """Rebuild the projections from the start of the log beside the live ones, then swap each in:
@@ -184,7 +190,7 @@ class Runtime:
                 ("_proc", ProcProjection, PROC_TABLES, PROC),
                 ("_events", EventsProjection, ("events",), EVENTS),
                 ("_audit", AuditProjection, ("audit",), AUDIT),
-                ("_llm_calls", LlmCallsProjection, LLM_CALLS_TABLES, LLM_CALLS),
+                ("_agents", AgentsProjection, AGENTS_TABLES, AGENTS),
             ):
                 old = getattr(self, attr)
                 if old is not None:
@@ -196,7 +202,7 @@ class Runtime:
             self._registry.proc_projection = self._proc
             self._registry.events_projection = self._events
             self._registry.audit_projection = self._audit
-            self._registry.llm_calls_projection = self._llm_calls
+            self._registry.agents_projection = self._agents
         finally:
             await asyncio.to_thread(out.unlink, missing_ok=True)
             await asyncio.to_thread(out.with_name(out.name + ".wal").unlink, missing_ok=True)
@@ -209,7 +215,7 @@ class Runtime:
         audit, self._audit = self._audit, None
         proc, self._proc = self._proc, None
         events, self._events = self._events, None
-        llm_calls, self._llm_calls = self._llm_calls, None
+        agents, self._agents = self._agents, None
         db, self._db = self._db, None
         store, self._store = self._store, None
         server, self.server = self.server, None
@@ -218,8 +224,8 @@ class Runtime:
                 await databases.aclose()
             if events is not None:
                 await events.aclose()
-            if llm_calls is not None:
-                await llm_calls.aclose()
+            if agents is not None:
+                await agents.aclose()
             if proc is not None:
                 await proc.aclose()
             if audit is not None:
@@ -271,6 +277,8 @@ class Node(Runtime):
         self.llm: LlmService | None = None
         #: the llm.call records of this node's model calls (on the agents stream)
         self.llm_calls: LlmCallLog | None = None
+        #: the records of this node's agent runs (durable, resumable runs)
+        self.agent_runs: RunJournal | None = None
 
     async def open(self) -> Self:
         await super().open()
@@ -283,8 +291,9 @@ class Node(Runtime):
                 logging.getLogger().addHandler(self._log_handler)
             self.llm_calls = LlmCallLog(node=self.node, store=self.store)
             await self.llm_calls.start()
+            self.agent_runs = RunJournal(node=self.node, store=self.store, positions=self.run_positions)
             self.llm = RecordedLlmService(self.registry, env_chain(self.env, self.settings.environ),
-                                          calls=self.llm_calls)  # before any host
+                                          calls=self.llm_calls, runs=self.agent_runs)  # before any host
             self.processes = ProcessRuntime(node=self.node, store=self.store, registry=self.registry,
                                             host_factory=self.make_host)
             await self.processes.start()
@@ -326,7 +335,8 @@ class Node(Runtime):
                                    audit=self.registry.record_denied, expr=evaluate_expr, env=self.env,
                                    telemetry=self.telemetry, processes=self.processes,
                                    supervisor=self.supervisor, events=self.events, queues=self.queues,
-                                   databases=self.databases, base_dir=self.settings.app_dir, llm=self.llm))
+                                   databases=self.databases, base_dir=self.settings.app_dir, llm=self.llm,
+                                   agent_runs=self.agent_runs))
 
     async def start_services(self) -> list[str]:
         """Start the auto_start hosts and services, then the queue consumers and HTTP servers."""

@@ -34,9 +34,9 @@ from wippy.core import (
     load_app as _load_app,
 )
 from wippy.projections import (
+    AgentsProjection,
     AuditProjection,
     EventsProjection,
-    LlmCallsProjection,
     ProcProjection,
     RegistryProjection,
 )
@@ -74,7 +74,7 @@ class RegistryService:
         self.proc_projection = proc
         self.events_projection = events
         #: the llm_calls projection (set by the runtime that owns it)
-        self.llm_calls_projection: LlmCallsProjection | None = None
+        self.agents_projection: AgentsProjection | None = None
         #: the node serving this registry has started its services (the `ready` admin verb, /ready)
         self.ready = False
         #: rebuilds the stream projections beside the live ones (set by the runtime that owns them)
@@ -236,8 +236,8 @@ class RegistryService:
             await self.proc_projection.catch_up()
         if self.events_projection is not None:
             await self.events_projection.catch_up()
-        if self.llm_calls_projection is not None:
-            await self.llm_calls_projection.catch_up()
+        if self.agents_projection is not None:
+            await self.agents_projection.catch_up()
         result = await asyncio.to_thread(self.projection.db.query, sql, at=at, params=params)
         return result.records()
 

@@ -15,11 +15,12 @@ import pytest
 
 from tests.llm_fake import FakeLlm, error, llm_fake_fixture, reply  # noqa: F401 - fixture
 from wippy.core import LLM_CALL_RECORD, Changeset, Entry, Op, Record
-from wippy.core._llm_records import FIELD_CAP
 from wippy.services import Node, RuntimeSettings, StateDir
 from wippy.services._llm_providers import aclose_all
 
 from .conftest import HOSTS, lua
+
+FIELD_CAP = 64 * 1024  # the cap of a request field on a 1 MiB server
 
 MODEL = Entry("app.models:mini", "registry.entry",
               {"type": "llm.model", "name": "mini", "class": ["fast"], "capabilities": ["generate"], "priority": 1},

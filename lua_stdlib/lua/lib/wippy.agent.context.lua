@@ -9,8 +9,8 @@
 --   runner:step(prompt_builder, {context, stream_target = {reply_to, topic}, tool_call})
 --       -> {result, tokens, finish_reason, tool_calls = {{id, name, arguments, registry_id, context}},
 --           delegate_calls = {{id, name, arguments, agent_id, context}}, truncated?}, err
---   runner:run(prompt_builder, {max_turns = 10, context, stream_target, tool_call, run_id})
---       -> the last step's response plus `turns` and `run_id` (its model calls' records carry it), err
+--   runner:run(prompt_builder, {max_turns = 10, context, stream_target, tool_call, run_id, resume})
+--       -> the last step's response plus `turns` and `run_id`, err
 --   runner:get_stats() -> {id, name, total_tokens = {prompt, completion, thinking, total}}
 --
 -- Agents compile in the runtime (module agent_host, services/_agents.py): resolution by registry
@@ -26,6 +26,13 @@
 -- asks for nothing more (its own finish_reason), when a reply was cut off ("length"), or after
 -- max_turns model calls (finish_reason "max_turns", the unexecuted calls left in the response).
 -- `tool_call` applies to the first step only, so a forced tool call cannot repeat forever.
+--
+-- Runs are durable (services/_agent_runs.py): the run's start, every model call (with its step
+-- number), every tool or delegation result and its end are records on the agents stream, each in
+-- the log before the run goes on. Given a `run_id` of its own choosing (resume defaults to true),
+-- a caller that runs the same run again - after a crash, a restart, or just twice - gets every
+-- step the log holds from the log (no model call, no tool run) and the rest live. A delegation
+-- runs as the run `<run_id>/<call id>`.
 
 local agent_host = require("agent_host")
 local funcs = require("funcs")
@@ -152,7 +159,9 @@ function Runner:step(prompt_builder, runtime_options)
     if self.thinking_effort and self.thinking_effort > 0 then options.thinking_effort = self.thinking_effort end
     if runtime_options.tool_call ~= nil then options.tool_choice = runtime_options.tool_call end
     if runtime_options.stream_target then options.stream = runtime_options.stream_target end
-    if runtime_options.run_id then options.run_id = runtime_options.run_id end  -- ours: on the call's record
+    if runtime_options.run_id then  -- ours: the run and step on the call's record
+        options.run_id, options.turn = runtime_options.run_id, runtime_options.turn
+    end
 
     local messages = {}
     if system_prompt ~= "" then
@@ -222,32 +231,33 @@ local function arguments_of(call)
 end
 
 -- the result text of one tool call: what the tool returned (text as it is, other values as JSON),
--- or {"error": ...}
+-- or {"error": ...}; and whether it is an error
 local function call_tool(call, run_context)
     if not call.registry_id then
-        return error_text("unknown tool: " .. tostring(call.name))
+        return error_text("unknown tool: " .. tostring(call.name)), true
     end
     local args, arg_err = arguments_of(call)
-    if arg_err then return error_text(arg_err) end
+    if arg_err then return error_text(arg_err), true end
     local call_context = merged(call.context, run_context)
     call_context.call_id = call.id
     local result, err = funcs.new():with_context(call_context):call(call.registry_id, args)
-    if err then return error_text(err) end
-    if type(result) == "string" then return result end
+    if err then return error_text(err), true end
+    if type(result) == "string" then return result, false end
     local text, enc_err = json.encode(result)
-    if enc_err then return error_text("the tool's result cannot be sent as JSON: " .. tostring(enc_err)) end
-    return text
+    if enc_err then return error_text("the tool's result cannot be sent as JSON: " .. tostring(enc_err)), true end
+    return text, false
 end
 
 local run_loop
 
--- the delegate agent's answer to a delegation (it runs its own loop on the message)
-local function delegate(self, call, options, depth)
+-- the delegate agent's answer to a delegation (it runs its own loop on the message, as a run of
+-- its own whose id derives from this run's and the call's, so a resumed run resumes it too)
+local function delegate(self, call, options, depth, state)
     if depth >= MAX_DELEGATION_DEPTH then
-        return error_text("delegation refused: agents already " .. depth .. " delegations deep")
+        return error_text("delegation refused: agents already " .. depth .. " delegations deep"), true
     end
     local args, arg_err = arguments_of(call)
-    if arg_err then return error_text(arg_err) end
+    if arg_err then return error_text(arg_err), true end
     local task = type(args) == "table" and args.message or nil
     if type(task) ~= "string" or task == "" then task = json.encode(args) end
 
@@ -256,14 +266,15 @@ local function delegate(self, call, options, depth)
         context = call.context, delegate_tools = parent.delegate_tools, enable_cache = parent.enable_cache,
     })
     local runner, err = sub:load_agent(call.agent_id)
-    if not runner then return error_text(err) end
+    if not runner then return error_text(err), true end
     local conversation = prompt().new()
     conversation:add_user(task)
     local answer, run_err = run_loop(runner, conversation, {
         max_turns = options.max_turns, context = call.context,
+        run_id = state.run_id .. "/" .. tostring(call.id), resume = state.resume, parent_run_id = state.run_id,
     }, depth + 1)
-    if not answer then return error_text(run_err) end
-    return answer.result or ""
+    if not answer then return error_text(run_err), true end
+    return answer.result or "", false
 end
 
 local function add_exchange(builder, call, text)
@@ -272,39 +283,108 @@ local function add_exchange(builder, call, text)
     builder:add_function_result(call.name, text, call.id)
 end
 
+-- a tool call's (or delegation's) result: from the run's records when they hold it, else by
+-- running it, its result in the log before the model sees it
+local function journaled(state, call, run_it)
+    local turn = state.turns
+    local recorded, _, err = agent_host.recorded_tool(state.run_id, turn, call.id)
+    if err then return nil, err end
+    if recorded ~= nil then return recorded end
+    local text, is_error = run_it()
+    local ok, record_err = agent_host.record_tool(state.run_id, {
+        turn = turn, call_id = call.id, name = call.name, registry_id = call.registry_id, agent_id = call.agent_id,
+        arguments = call.arguments, result = text, is_error = is_error == true,
+    })
+    if not ok then return nil, record_err end
+    return text
+end
+
+local function add_tokens(total, tokens)
+    if type(tokens) ~= "table" then return end
+    total.prompt = total.prompt + (tokens.prompt_tokens or 0)
+    total.completion = total.completion + (tokens.completion_tokens or 0)
+    total.thinking = total.thinking + (tokens.thinking_tokens or 0)
+    total.total = total.prompt + total.completion + total.thinking
+end
+
+local function run_steps(self, builder, options, depth, max_turns, state)
+    local step_options = {
+        context = options.context, stream_target = options.stream_target, tool_call = options.tool_call,
+        run_id = state.run_id,  -- every model call of the run is recorded under it, with its step
+    }
+    while true do
+        step_options.turn = state.turns + 1
+        local response, err = self:step(builder, step_options)
+        if not response then return nil, err end
+        state.turns = state.turns + 1
+        add_tokens(state.tokens, response.tokens)
+        step_options.tool_call = nil
+        local calls, delegations = response.tool_calls or {}, response.delegate_calls or {}
+        for i, call in ipairs(calls) do
+            if call.id == nil then call.id = state.turns .. ":" .. i end
+        end
+        for i, call in ipairs(delegations) do
+            if call.id == nil then call.id = state.turns .. ":d" .. i end
+        end
+        if #calls == 0 and #delegations == 0 then
+            response.turns, response.run_id = state.turns, state.run_id
+            return response
+        end
+        if state.turns >= max_turns then
+            response.finish_reason = "max_turns"
+            response.turns, response.run_id = state.turns, state.run_id
+            return response
+        end
+        for _, call in ipairs(calls) do
+            local text, rec_err = journaled(state, call, function() return call_tool(call, options.context) end)
+            if text == nil then return nil, rec_err end
+            add_exchange(builder, call, text)
+        end
+        for _, call in ipairs(delegations) do
+            local text, rec_err = journaled(state, call, function() return delegate(self, call, options, depth, state) end)
+            if text == nil then return nil, rec_err end
+            add_exchange(builder, call, text)
+        end
+    end
+end
+
 run_loop = function(self, builder, options, depth)
     local max_turns = options.max_turns
     if max_turns == nil then max_turns = DEFAULT_MAX_TURNS end
     if math_type(max_turns) ~= "integer" or max_turns < 1 then
         return nil, "run: max_turns must be a positive whole number"
     end
-    local step_options = {
-        context = options.context, stream_target = options.stream_target, tool_call = options.tool_call,
-        run_id = options.run_id or agent_host.run_id(),  -- every model call of the run is recorded under it
-    }
-    local turns = 0
-    while true do
-        local response, err = self:step(builder, step_options)
-        if not response then return nil, err end
-        turns = turns + 1
-        step_options.tool_call = nil
-        local calls, delegations = response.tool_calls or {}, response.delegate_calls or {}
-        if #calls == 0 and #delegations == 0 then
-            response.turns, response.run_id = turns, step_options.run_id
-            return response
-        end
-        if turns >= max_turns then
-            response.finish_reason = "max_turns"
-            response.turns, response.run_id = turns, step_options.run_id
-            return response
-        end
-        for _, call in ipairs(calls) do
-            add_exchange(builder, call, call_tool(call, options.context))
-        end
-        for _, call in ipairs(delegations) do
-            add_exchange(builder, call, delegate(self, call, options, depth))
-        end
+    local run_id, resume = options.run_id, options.resume
+    if run_id == nil or run_id == "" then
+        run_id, resume = agent_host.run_id(), false
+    elseif resume == nil then
+        resume = true  -- an id the caller chose: the log may hold the run already
     end
+    run_id = tostring(run_id)
+    local source = self._source or {}
+    local info, err = agent_host.begin_run(run_id, {
+        agent = self.id, agent_name = self.name, model = self.model, parent_run_id = options.parent_run_id,
+        spec = source.spec, config = source.config, enable_cache = self._ctx.enable_cache,
+        input = builder.messages or builder:get_messages(),
+        options = { max_turns = max_turns, context = options.context, tool_call = options.tool_call },
+    }, resume)
+    if not info then return nil, err end
+    local state = {
+        run_id = run_id, resume = info.resumed, turns = 0,
+        tokens = { prompt = 0, completion = 0, thinking = 0, total = 0 },
+    }
+    local ok, response, run_err = pcall(run_steps, self, builder, options, depth, max_turns, state)
+    if not ok then response, run_err = nil, response end
+    local finished = { status = "failed", turns = state.turns, tokens = state.tokens, error = tostring(run_err) }
+    if response then
+        finished = {
+            status = "completed", turns = state.turns, tokens = state.tokens,
+            finish_reason = response.finish_reason, result = response.result,
+        }
+    end
+    agent_host.finish_run(run_id, finished)  -- a run whose end is not in the log resumes to its end
+    if not ok then error(run_err, 0) end
+    return response, run_err
 end
 
 function Runner:run(prompt_builder, options)
@@ -429,16 +509,22 @@ local function resolve_via_contract(agent_id)
 end
 
 -- the compiled spec, after running the traits' build functions (their contributions compile in)
+-- (and the config that compiles it again the same way: the moment it was compiled for, and what
+-- the build functions gave, which a run's records keep so a replay needs no build function)
 local function compile(spec, config)
     local compiled, err = agent_host.compile(spec, config)
     if not compiled then return nil, err end
-    if #compiled.build_funcs == 0 then return compiled end
+    config.now = compiled.compiled_at
+    if #compiled.build_funcs == 0 then return compiled, config end
     local contributions = {}
     for _, build in ipairs(compiled.build_funcs) do
         local result, call_err = funcs.new():with_context(build.context):call(build.func_id, build.prompt, build.context)
         contributions[build.trait_id] = (not call_err and type(result) == "table") and result or {}
     end
-    return agent_host.compile(spec, merged(config, { contributions = contributions }))
+    local final = merged(config, { contributions = contributions })
+    compiled, err = agent_host.compile(spec, final)
+    if not compiled then return nil, err end
+    return compiled, final
 end
 
 function agent_context:load_agent(agent_spec_or_id, options)
@@ -454,7 +540,7 @@ function agent_context:load_agent(agent_spec_or_id, options)
         spec = resolved or identifier
     end
 
-    local compiled, err = compile(spec, {
+    local compiled, config_or_err = compile(spec, {
         context = self.base_context,
         tools = self.additional_tools,
         delegates = self.additional_delegates,
@@ -464,9 +550,10 @@ function agent_context:load_agent(agent_spec_or_id, options)
         memory_contract = self.memory_contract,
         delegate_tools = self.delegate_tools,
     })
-    if not compiled then return nil, err end
+    if not compiled then return nil, config_or_err end
 
     local runner = new_runner(compiled, self)
+    runner._source = { spec = spec, config = config_or_err }
     self.current_agent = runner
     self.current_agent_id = identifier
     self.current_model = compiled.model
@@ -498,6 +585,23 @@ function agent_context:switch_to_model(model_name)
     local runner, err = self:load_agent(self.current_agent_id, { model = model_name })
     if not runner then return false, err end
     return true, nil
+end
+
+-- ours, for `wippy agents replay`: run a recorded run again from its agent.run.started record (the
+-- agent compiled with the recorded config, the recorded conversation); the host's journal answers
+-- every step from the log
+function agent_context._replay(started)
+    local config = started.config or {}
+    local ctx = agent_context.new({ enable_cache = started.enable_cache, delegate_tools = config.delegate_tools })
+    local compiled, err = agent_host.compile(started.spec, config)
+    if not compiled then return nil, err end
+    local runner = new_runner(compiled, ctx)
+    runner._source = { spec = started.spec, config = config }
+    local options = started.options or {}
+    return run_loop(runner, prompt().new(started.input or {}), {
+        run_id = started.run_id, resume = true, parent_run_id = started.parent_run_id,
+        max_turns = options.max_turns, context = options.context, tool_call = options.tool_call,
+    }, 0)
 end
 
 function agent_context:get_config()

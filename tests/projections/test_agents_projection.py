@@ -1,4 +1,4 @@
-"""The llm_calls projection: rows from llm.call records, the same whatever the batching, live or replayed."""
+"""The agents projection: llm_calls rows from llm.call records, the same whatever the batching, live or replayed."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wippy.core import LLM_CALL_RECORD, JetStreamEventStore, Record, RecordError, cap_llm_call_body
-from wippy.core._llm_records import FIELD_CAP, field_cap
-from wippy.projections import LLM_CALLS, LlmCallsProjection, ProjectionDB, ProjectionSettings, replay_to
-from wippy.projections._llm_calls import LlmCallsBatch, write_llm_calls
+from wippy.core._agent_records import field_cap
+from wippy.projections import AGENTS, AgentsProjection, ProjectionDB, ProjectionSettings, replay_to
+from wippy.projections._agents import AgentsBatch, write_agents
+
+FIELD_CAP = 64 * 1024
 
 COLUMNS = ("SELECT seq, node, call_id, run_id, model, provider, prompt_tokens, completion_tokens, thinking_tokens, "
            "total_tokens, cost, latency_ms, finish_reason, error_type, error, operation, pid FROM llm_calls "
@@ -61,12 +63,12 @@ def rows(db: ProjectionDB) -> list[tuple[Any, ...]]:
 def test_a_call_and_a_failure_become_rows() -> None:
     bodies = [call_body(1, run_id="run-1"), call_body(2, failed=True), call_body(3, cost=None)]
     db = ProjectionDB(None)
-    batch = LlmCallsBatch()
+    batch = AgentsBatch()
     for seq, data in encoded(bodies):
         batch.add_raw(seq, data)
-    write_llm_calls(db, batch, 3)
+    write_agents(db, batch, 3)
     assert rows(db) == [row_of(i + 1, b) for i, b in enumerate(bodies)]
-    assert db.checkpoint(LLM_CALLS)[0] == 3
+    assert db.checkpoint(AGENTS)[0] == 3
     (summary,) = db.query("SELECT count(*) AS n, sum(total_tokens) AS tokens, count(error_type) AS failed "
                           "FROM llm_calls").records()
     assert summary == {"n": 3, "tokens": 36, "failed": 1}
@@ -83,24 +85,24 @@ _calls = st.lists(st.builds(call_body, st.integers(0, 1000), run_id=st.none() | 
 def test_any_batching_gives_the_rows_of_one_batch(bodies: list[dict[str, Any]], cuts: list[int]) -> None:
     records = encoded(bodies)
     whole = ProjectionDB(None)
-    batch = LlmCallsBatch()
+    batch = AgentsBatch()
     for seq, data in records:
         batch.add_raw(seq, data)
-    write_llm_calls(whole, batch, len(records))
+    write_agents(whole, batch, len(records))
     split = ProjectionDB(None)
     start = 0
     for end in sorted({c for c in cuts if c < len(records)} | {len(records)}):
-        part = LlmCallsBatch()
+        part = AgentsBatch()
         for seq, data in records[start:end]:
             part.add_raw(seq, data)
-        write_llm_calls(split, part, end)
+        write_agents(split, part, end)
         start = end
     assert rows(whole) == rows(split) == [row_of(i + 1, b) for i, b in enumerate(bodies)]
-    assert whole.checkpoint(LLM_CALLS)[0] == split.checkpoint(LLM_CALLS)[0] == len(records)
+    assert whole.checkpoint(AGENTS)[0] == split.checkpoint(AGENTS)[0] == len(records)
 
 
 def test_malformed_records_are_refused_whole() -> None:
-    batch = LlmCallsBatch()
+    batch = AgentsBatch()
     with pytest.raises(RecordError):
         batch.add_raw(1, b"{not json")
     with pytest.raises(RecordError):
@@ -117,13 +119,15 @@ def test_large_fields_are_capped_to_fit_the_payload() -> None:
     body["request"]["messages"] = [{"role": "user", "content": huge}]
     body["response"]["result"] = huge
     capped = cap_llm_call_body(body, 1024 * 1024)
-    assert capped["truncated"] == ["request.messages", "response.result"]
+    assert capped["truncated"] == ["request.messages"]  # a response keeps up to half a record
+    assert capped["response"]["result"] == huge
     marker = capped["request"]["messages"]
     assert marker["$truncated"] > 3 * FIELD_CAP and len(marker["head"]) <= FIELD_CAP
     assert capped["response"]["tokens"] == body["response"]["tokens"]  # small fields untouched
     assert body["request"]["messages"][0]["content"] is huge  # the input is not changed
     small = cap_llm_call_body(body, 64 * 1024)  # a smaller server: a smaller cap
     assert field_cap(64 * 1024) == 4096 and len(small["request"]["messages"]["head"]) <= 4096
+    assert small["truncated"] == ["request.messages", "response.result"]
     assert len(Record(type=LLM_CALL_RECORD, body=small).encode()) < 64 * 1024
     tiny = cap_llm_call_body(body, 4096)  # no room even for the heads: markers alone, the record still fits
     assert tiny["request"]["messages"] == {"$truncated": marker["$truncated"]}
@@ -135,13 +139,13 @@ async def test_live_restarted_and_replayed_projections_agree(store: JetStreamEve
     fast = ProjectionSettings(flush_interval=timedelta(milliseconds=20))
     db = ProjectionDB(tmp_path / "live.duckdb")
     try:
-        live = LlmCallsProjection(store, db, fast)
+        live = AgentsProjection(store, db, fast)
         await live.start()
         for b in bodies[:5]:
             await store.append(store.subjects.agents("n1"), Record(type=LLM_CALL_RECORD, body=b, node="n1"))
         await live.catch_up()
         await live.aclose()
-        live = LlmCallsProjection(store, db, fast)  # resumes after its checkpoint
+        live = AgentsProjection(store, db, fast)  # resumes after its checkpoint
         await live.start()
         for b in bodies[5:]:
             await store.append(store.subjects.agents("n2"), Record(type=LLM_CALL_RECORD, body=b, node="n2"))
@@ -150,11 +154,11 @@ async def test_live_restarted_and_replayed_projections_agree(store: JetStreamEve
         expected = [row_of(i + 1, b, "n1" if i < 5 else "n2") for i, b in enumerate(bodies)]
         assert rows(db) == expected
         result = await replay_to(store, tmp_path / "replayed.duckdb", full=True)
-        assert result.records[LLM_CALLS] == len(bodies)
+        assert result.records[AGENTS] == len(bodies)
         replayed = ProjectionDB(tmp_path / "replayed.duckdb")
         try:
             assert rows(replayed) == expected
-            assert orjson.loads(orjson.dumps(replayed.checkpoint(LLM_CALLS))) == [len(bodies), 0]
+            assert orjson.loads(orjson.dumps(replayed.checkpoint(AGENTS))) == [len(bodies), 0]
         finally:
             replayed.close()
     finally:

@@ -1,0 +1,277 @@
+"""Durable agent runs: every step in the log, runs resumed from it, ``wippy agents replay``.
+
+An app runs an agent with a tool (``runner:run``) on a real node against the fake vendor. The
+tests read what the run left on the agents stream and in ``agent_runs``/``agent_steps``, ask for a
+finished run again (answered from the log), stop a node in the middle of a run and resume it on a
+new node (no model call for the recorded step, the tool not run again), change the agent and see a
+resumed run leave the log, retry a failed run, and replay runs: identical at their own registry
+version, diverging (and saying where) at a version with another prompt, through the CLI too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import llm_fake as fake_server
+from tests.llm_fake import FakeLlm, error, reply, tool_call
+from wippy.core import Entry, load_app
+from wippy.ops._cli import main
+from wippy.services import Node, RuntimeSettings, StateDir, execute
+
+from .conftest import HOSTS, ProcNode
+
+llm_fake = fake_server.llm_fake
+
+APP_INDEX = """\
+version: "1.0"
+namespace: app
+entries:
+  - name: os_env
+    kind: env.storage.os
+  - name: dep.llm
+    kind: ns.dependency
+    component: wippy/llm
+    version: "*"
+    parameters:
+      - name: env_storage
+        value: app:os_env
+  - name: gpt
+    kind: registry.entry
+    meta: {type: llm.model, name: gpt-test, capabilities: [generate, tool_use]}
+    providers:
+      - id: wippy.llm.openai:provider
+        provider_model: gpt-4o
+  - name: weather
+    kind: function.lua
+    meta:
+      type: tool
+      llm_description: The weather in a city.
+      input_schema: |
+        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    source: file://weather.lua
+    method: handler
+  - name: assistant
+    kind: registry.entry
+    meta: {type: agent.gen1, name: assistant}
+    prompt: You answer weather questions.
+    model: gpt-test
+    tools: [app:weather]
+  - name: ask
+    kind: process.lua
+    source: file://ask.lua
+    method: main
+    imports:
+      agent_context: wippy.agent:context
+      prompt: wippy.llm:prompt
+"""
+
+WEATHER = """\
+local function handler(args: {city: string}): {forecast: string}
+    return { forecast = "sunny in " .. args.city }
+end
+return { handler = handler }
+"""
+
+ASK = """\
+local agent_context = require("agent_context")
+local prompt = require("prompt")
+
+local function main(question: string, run_id: string?): any
+    local runner, err = agent_context.new():load_agent("assistant")
+    if not runner then error(err) end
+    local response, run_err = runner:run(prompt.new():add_user(question), { run_id = run_id })
+    if not response then return { error = run_err } end
+    return { answer = response.result, turns = response.turns, run_id = response.run_id }
+end
+
+return { main = main }
+"""
+
+
+class App:
+    """The weather app on a state dir; ``node()`` opens a node on it (again after a stop)."""
+
+    def __init__(self, tmp_path: Path, nats_url: str, namespace: str, fake: FakeLlm) -> None:
+        app = tmp_path / "app"
+        (app / "src").mkdir(parents=True)
+        for name, text in (("_index.yaml", APP_INDEX), ("weather.lua", WEATHER), ("ask.lua", ASK)):
+            (app / "src" / name).write_text(text)
+        self.entries = [le.entry for le in load_app(app).entries]
+        self.settings = RuntimeSettings(
+            state_dir=tmp_path / "state", nats_url=nats_url, namespace=namespace, node="n1",
+            environ={"OPENAI_API_KEY": "sk-fake", "OPENAI_BASE_URL": fake.openai_url})
+        self.fake = fake
+
+    @contextlib.asynccontextmanager
+    async def node(self) -> AsyncIterator[ProcNode]:
+        state = StateDir(self.settings.state_dir)
+        assert state.try_own()
+        try:
+            async with Node(self.settings, state) as node:
+                proc = ProcNode(node)
+                if node.registry.get("app:ask") is None:
+                    await proc.apply(*HOSTS, *self.entries)
+                yield proc
+        finally:
+            state.release()
+
+
+@pytest.fixture
+def weather_app(tmp_path: Path, nats_url: str, namespace: str, llm_fake: FakeLlm) -> App:
+    return App(tmp_path, nats_url, namespace, llm_fake)
+
+
+async def run_records(proc: ProcNode, run_id: str) -> list[tuple[str, dict[str, Any]]]:
+    node = proc.node
+    assert node.llm_calls is not None
+    await node.llm_calls.flush()
+    stream = node.store.subjects.agents_stream
+    return [(r.type, dict(r.body)) for _s, r in await node.store.read(stream) if r.body.get("run_id") == run_id]
+
+
+async def agent_run(proc: ProcNode, run_id: str) -> dict[str, Any]:
+    rows = await proc.node.registry.query("SELECT * FROM agent_runs WHERE run = ?", params=[run_id])
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+async def replay(proc: ProcNode, run_id: str, at: int | None = None) -> dict[str, Any]:
+    report: dict[str, Any] = await execute(proc.node.registry, "agents_replay", {"run": run_id, "at": at})
+    return report
+
+
+async def test_a_run_leaves_every_step_in_the_log(weather_app: App, llm_fake: FakeLlm) -> None:
+    llm_fake.queue(tool_call("weather", {"city": "Oslo"}), reply("It is sunny in Oslo."))
+    async with weather_app.node() as proc:
+        answer, err = await proc.run("app:ask", "Weather in Oslo?", "order-1")
+        assert err is None and answer == {"answer": "It is sunny in Oslo.", "turns": 2, "run_id": "order-1"}
+        records = await run_records(proc, "order-1")
+        assert [(t, b.get("turn")) for t, b in records] == [
+            ("agent.run.started", None), ("llm.call", 1), ("agent.tool.result", 1), ("llm.call", 2),
+            ("agent.run.finished", None)]
+        started, call1, tool, _call2, finished = (b for _t, b in records)
+        assert started["agent"] == "app:assistant" and started["resumed"] is False and started["from_turn"] == 1
+        assert started["input"][0]["role"] == "user" and started["options"]["max_turns"] == 10
+        assert call1["pid"] == started["pid"] and call1["pid"].startswith("{")  # the calling process
+        assert tool["name"] == "weather" and tool["registry_id"] == "app:weather" and not tool["is_error"]
+        assert json.loads(tool["result"]) == {"forecast": "sunny in Oslo"} and tool["latency_ms"] >= 0
+        assert finished["status"] == "completed" and finished["turns"] == 2
+        assert finished["result"] == "It is sunny in Oslo." and finished["tokens"]["total"] == 36
+        row = await agent_run(proc, "order-1")
+        assert {k: row[k] for k in ("agent", "status", "turns", "tool_calls", "model_calls", "total_tokens",
+                                    "resumes", "finish_reason")} == {
+            "agent": "app:assistant", "status": "completed", "turns": 2, "tool_calls": 1, "model_calls": 2,
+            "total_tokens": 36, "resumes": 0, "finish_reason": "stop"}
+        steps = await proc.node.registry.query(
+            "SELECT type, turn, name FROM agent_steps WHERE run_id = 'order-1' ORDER BY seq")
+        assert [(s["type"], s["turn"], s["name"]) for s in steps] == [
+            ("started", None, None), ("call", 1, None), ("tool", 1, "weather"), ("call", 2, None),
+            ("finished", 2, None)]
+        calls = await proc.node.registry.query("SELECT turn, pid FROM llm_calls WHERE run_id = 'order-1' ORDER BY seq")
+        assert [c["turn"] for c in calls] == [1, 2] and calls[0]["pid"] == started["pid"]
+
+
+async def test_asking_again_for_a_finished_run_answers_from_the_log(weather_app: App, llm_fake: FakeLlm) -> None:
+    llm_fake.queue(tool_call("weather", {"city": "Oslo"}), reply("It is sunny in Oslo."))
+    async with weather_app.node() as proc:
+        first, _ = await proc.run("app:ask", "Weather in Oslo?", "order-2")
+        asked = len(llm_fake.requests)
+        before = await run_records(proc, "order-2")
+        again, err = await proc.run("app:ask", "Weather in Oslo?", "order-2")
+        assert err is None and again == first
+        assert len(llm_fake.requests) == asked  # no model call
+        assert await run_records(proc, "order-2") == before  # and nothing new in the log
+        # without a run id of its own, the same question is a new run
+        llm_fake.queue(reply("Still sunny."))
+        fresh, _ = await proc.run("app:ask", "Weather in Oslo?")
+        assert fresh["answer"] == "Still sunny." and fresh["run_id"] != "order-2"
+
+
+async def test_an_interrupted_run_resumes_without_calling_the_model_again(weather_app: App,
+                                                                          llm_fake: FakeLlm) -> None:
+    llm_fake.queue(tool_call("weather", {"city": "Oslo"}), reply("too late", delay=60))
+    async with weather_app.node() as proc:
+        proc.spawn("app:ask", "Weather in Oslo?", "order-3")
+        async with asyncio.timeout(20):
+            while len(llm_fake.requests) < 2:  # step 1 answered, its tool run, step 2 asked for
+                await asyncio.sleep(0.01)
+        # the node stops in the middle of step 2
+    llm_fake.queue(reply("Sunny in Oslo, after all."))
+    async with weather_app.node() as proc:
+        row = await agent_run(proc, "order-3")
+        assert (row["status"], row["turns"], row["tool_calls"]) == ("interrupted", 1, 1)
+        asked = len(llm_fake.requests)
+        answer, err = await proc.run("app:ask", "Weather in Oslo?", "order-3")
+        assert err is None and answer == {"answer": "Sunny in Oslo, after all.", "turns": 2, "run_id": "order-3"}
+        assert len(llm_fake.requests) == asked + 1  # only step 2 went to the model
+        sent = llm_fake.last("openai.chat").body["messages"]
+        assert sent[-1]["role"] == "tool" and "sunny in Oslo" in sent[-1]["content"]  # the tool result, from the log
+        records = await run_records(proc, "order-3")
+        assert [t for t, _b in records].count("agent.tool.result") == 1  # the tool did not run again
+        resumed = [b for t, b in records if t == "agent.run.started"][1]
+        assert (resumed["resumed"], resumed["from_turn"], resumed["diverged"]) == (True, 2, None)
+        row = await agent_run(proc, "order-3")
+        assert (row["status"], row["turns"], row["resumes"], row["model_calls"]) == ("completed", 2, 1, 2)
+
+
+async def test_a_changed_agent_leaves_the_log_and_runs_live(weather_app: App, llm_fake: FakeLlm) -> None:
+    llm_fake.queue(reply("Sunny."))
+    async with weather_app.node() as proc:
+        await proc.run("app:ask", "Weather?", "order-4")
+        agent = proc.node.registry.get("app:assistant")
+        assert agent is not None
+        await proc.apply(Entry(agent.id, agent.kind, agent.meta, {**agent.data, "prompt": "You are terse."}))
+        llm_fake.queue(reply("Sun."))
+        answer, _ = await proc.run("app:ask", "Weather?", "order-4")
+        assert answer["answer"] == "Sun."  # asked anew: the request is not the recorded one
+        resumed = [b for t, b in await run_records(proc, "order-4") if t == "agent.run.started"][1]
+        assert resumed["from_turn"] == 1
+        assert resumed["diverged"] == {"turn": 1, "reason": "the request differs from the recorded one"}
+
+
+async def test_a_failed_run_is_tried_again_when_resumed(weather_app: App, llm_fake: FakeLlm) -> None:
+    llm_fake.queue(error(400, "bad request"))
+    async with weather_app.node() as proc:
+        failed, _ = await proc.run("app:ask", "Weather?", "order-5")
+        assert "bad request" in failed["error"]
+        row = await agent_run(proc, "order-5")
+        assert row["status"] == "failed" and "bad request" in row["error"]
+        llm_fake.queue(reply("Sunny."))
+        answer, _ = await proc.run("app:ask", "Weather?", "order-5")
+        assert answer["answer"] == "Sunny."
+        assert (await agent_run(proc, "order-5"))["status"] == "completed"
+
+
+async def test_replay_is_identical_then_diverges_at_another_version(weather_app: App, llm_fake: FakeLlm) -> None:
+    llm_fake.queue(tool_call("weather", {"city": "Oslo"}), reply("It is sunny in Oslo."))
+    async with weather_app.node() as proc:
+        await proc.run("app:ask", "Weather in Oslo?", "order-6")
+        asked = len(llm_fake.requests)
+        report = await replay(proc, "order-6")
+        assert report["identical"] and report["divergences"] == [] and report["error"] is None
+        assert (report["steps_from_log"], report["turns"], report["result"]) == (2, 2, "It is sunny in Oslo.")
+        assert report["agent"] == "app:assistant" and report["registry_version"] == report["recorded_version"]
+        agent = proc.node.registry.get("app:assistant")
+        assert agent is not None
+        version = await proc.apply(Entry(agent.id, agent.kind, agent.meta, {**agent.data, "prompt": "Be terse."}))
+        changed = await replay(proc, "order-6", at=version)
+        assert not changed["identical"] and changed["registry_version"] == version
+        first = changed["divergences"][0]
+        assert (first["turn"], first["what"]) == (1, "request")
+        assert "message 1 (system) differs: the system prompt changed" in first["detail"]
+        assert (await replay(proc, "order-6"))["identical"]  # at its own version it still replays exactly
+        assert len(llm_fake.requests) == asked  # no replay called the model
+        with pytest.raises(Exception, match="agent run nope has no records"):
+            await replay(proc, "nope")
+    # the CLI, on the state dir once the node has stopped
+    args = ["agents", "replay", "order-6", "--state-dir", str(weather_app.settings.state_dir),
+            "--nats", str(weather_app.settings.nats_url), "--namespace", weather_app.settings.namespace]
+    assert await asyncio.to_thread(main, args) == 0
+    assert await asyncio.to_thread(main, [*args, "--at", str(version)]) == 1
