@@ -30,6 +30,7 @@ _COMPONENTS = (
     NativeComponent("wippy/actor", "Actor pattern library: topic handlers over the process inbox and events"),
     NativeComponent("wippy/llm", "LLM library: generate, structured output, embeddings and the prompt builder"),
     NativeComponent("wippy/agent", "Agent library: declarative agents with tools, traits, delegates and a run loop"),
+    NativeComponent("wippy/embeddings", "Embeddings library: vectors in a DuckDB target_db, search by text or vector"),
 )
 
 _LIBRARIES: dict[str, _Library] = {
@@ -52,6 +53,16 @@ _LIBRARIES: dict[str, _Library] = {
         component="wippy/agent",
         modules=("agent_host", "funcs", "json", "contract"),
         comment="Agent context: load agents by id or name, step them, run their tool and delegation loop",
+    ),
+    "wippy.embeddings:embedding_repo": _Library(
+        component="wippy/embeddings",
+        modules=("embeddings_host",),
+        comment="Embedding repository: store vectors in the target_db, exact top-k search, by origin or entry",
+    ),
+    "wippy.embeddings:embeddings": _Library(
+        component="wippy/embeddings",
+        modules=("embeddings_host",),
+        comment="Embeddings: embed texts with the configured model, store them, search by text",
     ),
 }
 

@@ -9,7 +9,13 @@ is an exact scan: no index to build or drift, about 50 ms over 100,000 x 384 on 
     repo = EmbeddingRepo(sql_hub, "app:vectors", dimensions=384)
     await repo.add("text", "doc", "doc-1", None, {"page": 1}, vector)        -> {entry_id, ...}
     await repo.search_by_embedding(vector, {"limit": 10, "content_type": "doc"})
-        -> [{entry_id, content, content_type, origin_id, context_id, meta, similarity}]
+        -> [{entry_id, content, content_type, origin_id, context_id, meta, created_at, updated_at,
+             similarity}]
+    await repo.get_by_origin("doc-1") / repo.delete_by_origin("doc-1") / repo.delete_by_entry(entry_id)
+
+``origin_id`` in search options may be a list (any of them matches), as in Wippy. The Lua
+libraries ``wippy.embeddings:embedding_repo`` / ``:embeddings`` reach this class through
+``lua_stdlib/_mod_embeddings_host.py``, one table per dimension count (``embeddings_384``, ...).
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ import orjson
 
 from wippy.core import DefinitionError
 
-_FILTERS = ("content_type", "origin_id", "context_id")
+_FILTERS = ("content_type", "context_id")
+_COLUMNS = "entry_id, origin_id, content_type, context_id, content, meta, created_at, updated_at"
 
 
 def normalised(vector: Sequence[float], dimensions: int) -> list[float]:
-    """``vector`` scaled to unit length; DefinitionError for a wrong length or a zero vector."""
+    """``vector`` scaled to unit length; DefinitionError for a wrong length, a zero vector or non-numbers."""
+    if not isinstance(vector, list | tuple) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in vector):
+        raise DefinitionError("an embedding must be a list of numbers")
     if len(vector) != dimensions:
         raise DefinitionError(f"an embedding must have {dimensions} numbers, not {len(vector)}")
     norm = math.sqrt(math.fsum(float(x) * float(x) for x in vector))
@@ -57,7 +67,8 @@ class EmbeddingRepo:
                 await lease.db.execute(None, (
                     f"CREATE TABLE IF NOT EXISTS {self.table} (entry_id TEXT PRIMARY KEY, content TEXT, "
                     f"content_type TEXT, origin_id TEXT, context_id TEXT, meta JSON, "
-                    f"embedding FLOAT[{self.dimensions}] NOT NULL, created_at TIMESTAMP DEFAULT now())"))
+                    f"embedding FLOAT[{self.dimensions}] NOT NULL, created_at TIMESTAMP DEFAULT now(), "
+                    f"updated_at TIMESTAMP DEFAULT now())"))
                 self._ready = True
             if fetch:
                 return await lease.db.query(None, sql, params)
@@ -77,13 +88,16 @@ class EmbeddingRepo:
         for i, item in enumerate(items):
             try:
                 vector = normalised(item["embedding"], self.dimensions)
-            except (KeyError, TypeError) as exc:
-                raise DefinitionError(f"embeddings item {i + 1}: needs `embedding`, a list of numbers") from exc
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DefinitionError(f"item {i + 1}: needs `embedding`, a list of numbers") from exc
+            except DefinitionError as exc:
+                raise DefinitionError(f"item {i + 1}: {exc}") from exc
             entry_id = str(uuid.uuid4())
             rows.append((entry_id, str(item.get("content") or ""), str(item.get("content_type") or ""),
                          str(item.get("origin_id") or ""), item.get("context_id"),
                          orjson.dumps(item.get("meta") or {}).decode(), vector))
-            out.append({"entry_id": entry_id, "origin_id": rows[-1][3], "content_type": rows[-1][2]})
+            out.append({"entry_id": entry_id, "origin_id": rows[-1][3], "content_type": rows[-1][2],
+                        "context_id": rows[-1][4]})
         if not rows:
             return {"count": 0, "items": []}
         marks = ", ".join(f"(?, ?, ?, ?, ?, ?, ?::FLOAT[{self.dimensions}])" for _ in rows)
@@ -101,22 +115,41 @@ class EmbeddingRepo:
             if opts.get(key) is not None:
                 where.append(f"{key} = ?")
                 params.append(str(opts[key]))
-        limit = int(opts.get("limit") or 10)
-        if limit <= 0:
-            raise DefinitionError("search limit must be positive")
+        origins = opts.get("origin_id")
+        if origins is not None:
+            origins = [str(o) for o in origins] if isinstance(origins, list | tuple) else [str(origins)]
+            if not origins:
+                return []
+            where.append(f"origin_id IN ({', '.join('?' for _ in origins)})")
+            params.extend(origins)
+        limit = opts.get("limit")
+        limit = 10 if limit is None else limit
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 1 or limit != int(limit):
+            raise DefinitionError(f"search limit must be a positive whole number, not {limit!r}")
         clause = f"WHERE {' AND '.join(where)} " if where else ""
         columns, rows = await self._run(
-            f"SELECT entry_id, content, content_type, origin_id, context_id, meta, "
-            f"array_inner_product(embedding, ?::FLOAT[{self.dimensions}]) AS similarity FROM {self.table} "
-            f"{clause}ORDER BY similarity DESC LIMIT {limit}", params, fetch=True)
-        found = []
-        for row in rows:
-            record = dict(zip(columns, row, strict=True))
-            meta = record.get("meta")
-            record["meta"] = orjson.loads(meta) if isinstance(meta, str) and meta else (meta or {})
-            found.append(record)
-        return found
+            f"SELECT {_COLUMNS}, array_inner_product(embedding, ?::FLOAT[{self.dimensions}]) AS similarity "
+            f"FROM {self.table} {clause}ORDER BY similarity DESC, entry_id LIMIT {int(limit)}", params, fetch=True)
+        return [_record(columns, row) for row in rows]
+
+    async def get_by_origin(self, origin_id: str) -> list[dict[str, Any]]:
+        """Every entry of ``origin_id``, oldest first."""
+        columns, rows = await self._run(f"SELECT {_COLUMNS} FROM {self.table} WHERE origin_id = ? "
+                                        f"ORDER BY created_at, entry_id", [origin_id], fetch=True)
+        return [_record(columns, row) for row in rows]
 
     async def delete_by_origin(self, origin_id: str) -> dict[str, Any]:
         _last, count = await self._run(f"DELETE FROM {self.table} WHERE origin_id = ?", [origin_id])
         return {"deleted": count}
+
+    async def delete_by_entry(self, entry_id: str) -> int:
+        """How many entries went (0 or 1)."""
+        _last, count = await self._run(f"DELETE FROM {self.table} WHERE entry_id = ?", [entry_id])
+        return int(count)
+
+
+def _record(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    record = dict(zip(columns, row, strict=True))
+    meta = record.get("meta")
+    record["meta"] = orjson.loads(meta) if isinstance(meta, str) and meta else (meta or {})
+    return record

@@ -11,6 +11,8 @@ provider of that vendor makes a client):
 ``wippy.llm.claude:provider``               Anthropic Messages
 ``wippy.llm.google.generative_ai:provider`` Gemini API (google-genai)
 ``wippy.llm.google.vertex:provider``        Vertex AI (google-genai)
+``wippy.llm.local:provider``                the offline embedder, model ``all-MiniLM-L6-v2``
+                                            (``_embed_local``; needs the ``wippy[embed]`` extra)
 =========================================== ==================================================
 
 Keys and base URLs are read through ``env`` (the node's env lookup), never ``os.environ``:
@@ -48,7 +50,8 @@ OPENAI_COMPAT = "wippy.llm.openai_compat:provider"
 CLAUDE = "wippy.llm.claude:provider"
 GEMINI = "wippy.llm.google.generative_ai:provider"
 VERTEX = "wippy.llm.google.vertex:provider"
-PROVIDER_IDS = (OPENAI, OPENAI_COMPAT, CLAUDE, GEMINI, VERTEX)
+LOCAL = "wippy.llm.local:provider"
+PROVIDER_IDS = (OPENAI, OPENAI_COMPAT, CLAUDE, GEMINI, VERTEX, LOCAL)
 
 #: SDK retries of rate limits, 5xx and timeouts unless ``options.max_retries`` says otherwise
 DEFAULT_MAX_RETRIES = 2
@@ -182,6 +185,10 @@ def make_provider(provider_id: str, options: Mapping[str, Any], env: Callable[[s
         return _llm_google.GoogleProvider(_config(
             provider_id, label, api_key, key_env, base_url or default_url, retries=retries, options=options,
             factory=_llm_google.new_client))
+    if provider_id == LOCAL:
+        from ._embed_local import LocalProvider  # onnxruntime and the model load on the first embed
+
+        return LocalProvider()
     known = ", ".join(PROVIDER_IDS)
     raise LlmError(f"unknown LLM provider {provider_id!r}: the built-in providers are {known}",
                    error_type=INVALID_REQUEST)
