@@ -135,7 +135,8 @@ def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing 
         """Run ``make()`` (a coroutine giving Lua's answer) as a Pending; errors as strings."""
         async def run() -> tuple[Any, ...]:
             try:
-                return await make()
+                answer: tuple[Any, ...] = await make()
+                return answer
             except WippyError as exc:
                 return None, str(getattr(exc, "message", None) or exc)
             except ReplayStop as exc:

@@ -206,14 +206,15 @@ async def answer_from_log(body: Mapping[str, Any], on_event: EventSink | None) -
         raise LlmError(str(message.get("head") if isinstance(message, dict) else message),
                        error_type=str(error.get("type") or "server_error"))
     response = body.get("response") or {}
-    out = {"result": response.get("result") or "", "tool_calls": list(response.get("tool_calls") or []),
+    tool_calls: list[Any] = list(response.get("tool_calls") or [])
+    out = {"result": response.get("result") or "", "tool_calls": tool_calls,
            "finish_reason": response.get("finish_reason"), "tokens": response.get("tokens") or {},
            "metadata": {"cost": response.get("cost"), "model": body.get("model"), "from_log": True,
                         "call_id": body.get("call_id")}}
     if on_event is not None:
         if out["result"]:
             await on_event({"type": "chunk", "content": out["result"]})
-        for call in out["tool_calls"]:
+        for call in tool_calls:
             if isinstance(call, dict):
                 await on_event({"type": "tool_call", "name": call.get("name"), "arguments": call.get("arguments"),
                                 "id": call.get("id")})
