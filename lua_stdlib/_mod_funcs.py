@@ -1,4 +1,8 @@
-"""`funcs` and `ctx`: calling function.lua entries (the call path itself is Lua: lua/funcs.lua)."""
+"""`funcs` and `ctx`: calling function.lua entries (the call path itself is Lua: lua/funcs.lua).
+
+An id the registry lacks may still name a function the runtime provides (a system agent's tool,
+when the app enabled that agent's component); an app's own entry under that id wins.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,14 @@ def _duration_ms(value: Any) -> float | None:
     return None
 
 
+def _native_entry(registry: Any, entry_id: str) -> Any:
+    """The runtime's own function under ``entry_id`` when the registry has none: the tools of the
+    system agents an app enabled (services/_system_agents.py)."""
+    from wippy.services._system_agents import native_entry  # services import this package
+
+    return native_entry(registry, entry_id)
+
+
 def _library(host: LuaHost) -> Any:
     """The Lua side of funcs/ctx for this host (built once)."""
     cached = host.extras.get("funcs")
@@ -34,7 +46,7 @@ def _library(host: LuaHost) -> Any:
     entries: dict[str, tuple[Any, Any]] = {}
 
     def resolve(entry_id: str) -> tuple[Any, Any]:
-        entry = host.ctx.registry.get(entry_id)
+        entry = host.ctx.registry.get(entry_id) or _native_entry(host.ctx.registry, entry_id)
         if entry is None:
             return None, vm.error("NOT_FOUND", f"function {entry_id} does not exist")
         found = entries.get(entry_id)

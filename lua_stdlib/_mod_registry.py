@@ -166,8 +166,31 @@ def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing 
             return get(entry_id)
         return vm.pending(_get_at(int(version), str(entry_id)))
 
-    async def _apply(ops: list[Op], author: str | None) -> tuple[Any, ...]:
-        result = await reg.apply(Changeset(ops=tuple(ops), message="applied from Lua"), actor=author)
+    current_task = vm.get(vm.S, "current")
+
+    def agent_author_of(entry: Any) -> str | None:
+        """The author for the agent a system tool runs for (its ``agent_id`` context value), when
+        ``entry`` is a system agent's tool."""
+        from wippy.services._system_agents import agent_author, is_native_tool  # services import this package
+
+        if not entry or not is_native_tool(reg, str(entry)):
+            return None
+        task, _co = current_task()
+        ctx = vm.get(task, "ctx") if task is not None else None
+        agent = vm.get(ctx, "agent_id") if ctx is not None else None
+        return agent_author(agent) if isinstance(agent, str) and agent else None
+
+    def who(actor: Any, entry: Any, what: str) -> tuple[str | None, str]:
+        """(author, message) of a change from Lua: see ``_author``; a system agent's tool writes as
+        the agent, naming the tool and the task's actor in the message."""
+        author = agent_author_of(entry)
+        if author is None:
+            return _author(actor, entry), f"{what} from Lua"
+        on_behalf = f" for {actor}" if actor else ""
+        return author, f"{what} by {entry}{on_behalf}"
+
+    async def _apply(ops: list[Op], author: str | None, message: str) -> tuple[Any, ...]:
+        result = await reg.apply(Changeset(ops=tuple(ops), message=message), actor=author)
         return result.version, None
 
     def apply(raw_ops: Any, author: Any = None, actor: Any = None) -> Any:
@@ -182,14 +205,14 @@ def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing 
                     ops.append(Op("create" if op == "create" else "update", e.id, e))
         except WippyError as exc:
             return None, vm.error("INVALID", f"changes:apply: {exc}")
-        return vm.pending(_apply(ops, _author(actor, author)))
+        return vm.pending(_apply(ops, *who(actor, author, "applied")))
 
-    async def _apply_version(version: int, author: str | None) -> tuple[Any, ...]:
-        await reg.rollback(version, message=f"apply_version {version} from Lua", actor=author)
+    async def _apply_version(version: int, author: str | None, message: str) -> tuple[Any, ...]:
+        await reg.rollback(version, message=message, actor=author)
         return True, None
 
     def apply_version(version: int, author: Any = None, actor: Any = None) -> Any:
-        return vm.pending(_apply_version(int(version), _author(actor, author)))
+        return vm.pending(_apply_version(int(version), *who(actor, author, f"apply_version {version}")))
 
     def audit(action: str, resource: str, actor: Any, entry: Any, reason: str) -> None:
         record = host.ctx.audit
@@ -244,7 +267,8 @@ def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing 
 
 
 def _author(actor: Any, entry: Any) -> str | None:
-    """Who a change from Lua is by: the task's actor, else the calling entry."""
+    """Who a change from Lua is by: the task's actor, else the calling entry. (A system agent's
+    tool is the exception: its changes are by ``agent:<agent id>``, see ``_build``.)"""
     if actor:
         return str(actor)
     return f"entry:{entry}" if entry else None

@@ -4,6 +4,7 @@ The registry service validates and appends changesets and answers reads from the
 a node composes the log connection, the projections and the admin API over NATS.
 """
 
+from . import _system_agents as _system_agents  # registers the wippy/registry and wippy/coder components
 from ._admin import AdminClient as AdminClient
 from ._admin import AdminServer as AdminServer
 from ._admin_http import AdminHttpSettings as AdminHttpSettings

@@ -12,6 +12,8 @@ prompt (the agent's prompt, its traits' prompts, its memory), the model options,
 their JSON Schemas and contexts, and the delegates. The ``wippy.agent:context`` Lua library
 (``lua/lib/wippy.agent.context.lua``) gets it through the ``agent_host`` module and runs it. The
 result follows Wippy's agent compiler, so a model sees the same prompt and tools as on Wippy.
+The system agents an app enables (``wippy.registry:agent``, ``wippy.coder:agent``; see
+``_system_agents``) and their tools resolve as if they were the app's own entries.
 
 Errors::
 
@@ -41,6 +43,7 @@ from ._agents_tools import (
     resolve,
 )
 from ._agents_traits import Trait, parse_trait_refs, resolve_trait
+from ._system_agents import with_native_entries
 
 #: the arguments schema of a delegate tool, unless the context configures another (Wippy's default)
 DELEGATE_SCHEMA: Mapping[str, Any] = {
@@ -147,8 +150,10 @@ class CompiledAgent:
 def compile_agent(registry: RegistryReader, agent: str | Mapping[str, Any],
                   options: CompileOptions | None = None) -> CompiledAgent:
     """The agent under ``agent`` (registry id, else ``meta.name``; or an inline spec table),
-    with its inheritance, traits, tools and delegates resolved."""
+    with its inheritance, traits, tools and delegates resolved. The system entries the app enabled
+    are laid under ``registry``."""
     options = options or CompileOptions()
+    registry = with_native_entries(registry)
     raw = load_definition(registry, agent)
     try:
         raw = merge(lineage(registry, raw, _read), raw)
