@@ -156,9 +156,23 @@ class AgentsProjection(StreamProjection[AgentsBatch]):
                          new_batch=AgentsBatch, write=write_agents)
 
     async def run_positions(self, run_id: str) -> list[int]:
-        """The stream positions of every record of ``run_id``, oldest first (after catching up
-        with the stream, so a record appended before the call is among them)."""
-        await self.catch_up()
+        """The stream positions of every record of ``run_id``, oldest first, including those the
+        stream held when called but not yet written to the database (found among the received
+        ones, so a run's begin never waits for a database write)."""
+        pending = await self.received()
+        found = {seq for seq, data in pending if _run_of(data) == run_id}
         result = await asyncio.to_thread(
             self.db.query, "SELECT seq FROM store.agent_steps WHERE run_id = ? ORDER BY seq", params=[run_id])
-        return [int(row[0]) for row in result.rows]
+        return sorted(found | {int(row[0]) for row in result.rows})
+
+
+def _run_of(data: bytes) -> str | None:
+    """The run a record belongs to (None: not a run's record, or unreadable: the writer logs those)."""
+    try:
+        found = envelope_any(data, _TYPES)
+    except RecordError:
+        return None
+    if found is None:
+        return None
+    run_id = found[3].get("run_id")
+    return run_id if isinstance(run_id, str) else None

@@ -50,6 +50,8 @@ class StreamProjection(Generic[B]):
         self._seq = 0  # newest position handled (written to the batch or skipped)
         #: records received and not yet written: decoded in the writer thread, off the event loop
         self._raw: list[tuple[int, bytes]] = []
+        #: records being written by the writer thread (in neither ``_raw`` nor the database yet)
+        self._inflight: list[tuple[int, bytes]] = []
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._db_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
@@ -137,13 +139,24 @@ class StreamProjection(Generic[B]):
         if not self._raw and seq <= self.db_seq:
             return
         raw, self._raw = self._raw, []
+        self._inflight = raw
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._decode_and_write, raw, seq)
         except Exception:
             self._raw[:0] = raw
             raise
+        finally:
+            self._inflight = []
         self.db_seq = seq
         _release(self._db_waiters, seq)
+
+    async def received(self) -> list[tuple[int, bytes]]:
+        """Once every record the stream holds now has been received: those not yet in the database
+        (being written, or waiting). A reader that takes these first and then queries the database
+        sees every record, without waiting for a write (a record leaves this list only once its
+        write has committed)."""
+        await self.wait_for(await self.store.last_seq(self.stream))
+        return [*self._inflight, *self._raw]
 
     async def aclose(self) -> None:
         """Stop following the stream and write what is pending. Idempotent."""
