@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wippy.core import LLM_CALL_RECORD, JetStreamEventStore, Record, RecordError, cap_llm_call_body
+from wippy.core import (
+    AGENT_RUN_FINISHED,
+    AGENT_RUN_STARTED,
+    AGENT_TOOL_RESULT,
+    LLM_CALL_RECORD,
+    JetStreamEventStore,
+    Record,
+    RecordError,
+    cap_llm_call_body,
+)
 from wippy.core._agent_records import field_cap
 from wippy.projections import AGENTS, AgentsProjection, ProjectionDB, ProjectionSettings, replay_to
 from wippy.projections._agents import AgentsBatch, write_agents
@@ -163,3 +172,61 @@ async def test_live_restarted_and_replayed_projections_agree(store: JetStreamEve
             replayed.close()
     finally:
         db.close()
+
+
+# -- agent runs: agent_steps and the agent_runs view ----------------------------------------------------
+
+def run_records(run: str, steps: int, *, finished: str | None, tools: int = 1) -> list[tuple[str, dict[str, Any]]]:
+    """The records of one run: started, a call and ``tools`` tool results per step, maybe its end."""
+    out: list[tuple[str, dict[str, Any]]] = [(AGENT_RUN_STARTED, {
+        "run_id": run, "agent": "app:a", "pid": None, "resumed": False, "from_turn": 1, "diverged": None})]
+    for turn in range(1, steps + 1):
+        out.append((LLM_CALL_RECORD, {**call_body(turn, run_id=run), "call_id": f"{run}-{turn}", "turn": turn}))
+        out += [(AGENT_TOOL_RESULT, {"run_id": run, "turn": turn, "call_id": f"t{turn}.{i}", "name": "add",
+                                     "result": "3", "is_error": i == 1}) for i in range(tools)]
+    if finished is not None:
+        out.append((AGENT_RUN_FINISHED, {"run_id": run, "status": finished, "turns": steps, "finish_reason": "stop",
+                                         "result": "done", "error": "boom" if finished == "failed" else None}))
+    return out
+
+
+def encode_records(records: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, bytes]]:
+    return [(i + 1, Record(type=t, body=b, node="n1", at=1_000_000 * (i + 1)).encode())
+            for i, (t, b) in enumerate(records)]
+
+
+_runs = st.lists(st.tuples(st.integers(0, 4), st.sampled_from([None, "completed", "failed"]), st.integers(0, 2)),
+                 min_size=1, max_size=4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(_runs, st.lists(st.integers(1, 40), max_size=4), st.randoms(use_true_random=False))
+def test_agent_steps_and_runs_whatever_the_batching(runs: list[tuple[int, str | None, int]], cuts: list[int],
+                                                    rnd: Any) -> None:
+    per_run = [run_records(f"r{i}", steps, finished=end, tools=tools) for i, (steps, end, tools) in enumerate(runs)]
+    interleaved: list[tuple[str, dict[str, Any]]] = []
+    while any(per_run):  # runs interleave on the stream, each in its own order
+        queue = rnd.choice([q for q in per_run if q])
+        interleaved.append(queue.pop(0))
+    records = encode_records(interleaved)
+    dbs = []
+    for parts in ([len(records)], sorted({c for c in cuts if c < len(records)} | {len(records)})):
+        db = ProjectionDB(None)
+        start = 0
+        for end in parts:
+            batch = AgentsBatch()
+            for seq, data in records[start:end]:
+                batch.add_raw(seq, data)
+            write_agents(db, batch, end)
+            start = end
+        dbs.append(db)
+    whole, split = (db.query("SELECT * FROM agent_runs ORDER BY run").records() for db in dbs)
+    assert whole == split
+    steps_whole, steps_split = (db.query("SELECT * FROM agent_steps ORDER BY seq").rows for db in dbs)
+    assert steps_whole == steps_split
+    for i, (steps, end, tools) in enumerate(runs):
+        (row,) = [r for r in whole if r["run"] == f"r{i}"]
+        assert row["status"] == (end or "running") and row["turns"] == steps
+        assert row["tool_calls"] == steps * tools and row["model_calls"] == steps
+        assert row["total_tokens"] == 18 * steps and row["agent"] == "app:a"
+        assert row["error"] == ("boom" if end == "failed" else None)
