@@ -27,6 +27,7 @@ replayed run asks for and what the log holds is noted as a :class:`Divergence`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -276,9 +277,8 @@ class RunJournal:
 
 def request_hash(request: Mapping[str, Any]) -> str:
     """The identity of a model request: sha256 of its messages, tools and options as canonical JSON."""
-    canonical = orjson.dumps({"messages": request.get("messages"), "tools": request.get("tools"),
-                              "options": request.get("options")}, default=str, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
+    return hashlib.sha256(_dumps({"messages": request.get("messages"), "tools": request.get("tools"),
+                                  "options": request.get("options")})).hexdigest()
 
 
 def request_difference(recorded: Any, current: Mapping[str, Any]) -> str:
@@ -315,7 +315,11 @@ def request_difference(recorded: Any, current: Mapping[str, Any]) -> str:
 
 
 def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS)
+    """Canonical JSON (sorted keys); the standard library's for what orjson refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, default=str, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _names(tools: Any) -> set[str]:
