@@ -25,38 +25,12 @@ from wippy.core import Entry, load_app
 from wippy.ops._cli import main
 from wippy.services import Node, RuntimeSettings, StateDir, execute
 
+from .agent_app import LLM_APP_HEAD, WEATHER_LUA, WEATHER_TOOL, write_app
 from .conftest import HOSTS, ProcNode
 
 llm_fake = fake_server.llm_fake
 
-APP_INDEX = """\
-version: "1.0"
-namespace: app
-entries:
-  - name: os_env
-    kind: env.storage.os
-  - name: dep.llm
-    kind: ns.dependency
-    component: wippy/llm
-    version: "*"
-    parameters:
-      - name: env_storage
-        value: app:os_env
-  - name: gpt
-    kind: registry.entry
-    meta: {type: llm.model, name: gpt-test, capabilities: [generate, tool_use]}
-    providers:
-      - id: wippy.llm.openai:provider
-        provider_model: gpt-4o
-  - name: weather
-    kind: function.lua
-    meta:
-      type: tool
-      llm_description: The weather in a city.
-      input_schema: |
-        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    source: file://weather.lua
-    method: handler
+APP_INDEX = LLM_APP_HEAD + WEATHER_TOOL + """\
   - name: assistant
     kind: registry.entry
     meta: {type: agent.gen1, name: assistant}
@@ -72,12 +46,6 @@ entries:
       prompt: wippy.llm:prompt
 """
 
-WEATHER = """\
-local function handler(args: {city: string}): {forecast: string}
-    return { forecast = "sunny in " .. args.city }
-end
-return { handler = handler }
-"""
 
 ASK = """\
 local agent_context = require("agent_context")
@@ -99,10 +67,7 @@ class App:
     """The weather app on a state dir; ``node()`` opens a node on it (again after a stop)."""
 
     def __init__(self, tmp_path: Path, nats_url: str, namespace: str, fake: FakeLlm) -> None:
-        app = tmp_path / "app"
-        (app / "src").mkdir(parents=True)
-        for name, text in (("_index.yaml", APP_INDEX), ("weather.lua", WEATHER), ("ask.lua", ASK)):
-            (app / "src" / name).write_text(text)
+        app = write_app(tmp_path, {"_index.yaml": APP_INDEX, "weather.lua": WEATHER_LUA, "ask.lua": ASK})
         self.entries = [le.entry for le in load_app(app).entries]
         self.settings = RuntimeSettings(
             state_dir=tmp_path / "state", nats_url=nats_url, namespace=namespace, node="n1",

@@ -35,6 +35,7 @@ from wippy.services._agents import (
 from wippy.services._agents_tools import sanitize_name
 from wippy.services._agents_traits import time_aware_prompt
 
+from .agent_app import LLM_APP_HEAD, WEATHER_LUA, WEATHER_TOOL, write_app
 from .conftest import HOSTS, ProcNode
 
 llm_fake = fake_server.llm_fake  # the fixture: a fresh fake vendor per test
@@ -394,19 +395,7 @@ def test_a_wrong_parent_is_named_as_the_entry() -> None:
 
 # -- an app on a node --------------------------------------------------------------------------------
 
-APP_INDEX = """\
-version: "1.0"
-namespace: app
-entries:
-  - name: os_env
-    kind: env.storage.os
-  - name: dep.llm
-    kind: ns.dependency
-    component: wippy/llm
-    version: "*"
-    parameters:
-      - name: env_storage
-        value: app:os_env
+APP_INDEX = LLM_APP_HEAD + """\
   - name: processes
     kind: process.host
   - name: dep.agent
@@ -416,21 +405,7 @@ entries:
     parameters:
       - name: process_host
         value: app:processes
-  - name: gpt
-    kind: registry.entry
-    meta: {type: llm.model, name: gpt-test, capabilities: [generate, tool_use]}
-    providers:
-      - id: wippy.llm.openai:provider
-        provider_model: gpt-4o
-  - name: weather
-    kind: function.lua
-    meta:
-      type: tool
-      llm_description: The weather in a city.
-      input_schema: |
-        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    source: file://weather.lua
-    method: handler
+""" + WEATHER_TOOL + """\
   - name: assistant
     kind: registry.entry
     meta: {type: agent.gen1, name: assistant}
@@ -446,12 +421,6 @@ entries:
       prompt: wippy.llm:prompt
 """
 
-WEATHER = """\
-local function handler(args: {city: string}): {forecast: string}
-    return { forecast = "sunny in " .. args.city }
-end
-return { handler = handler }
-"""
 
 ASK = """\
 local agent_context = require("agent_context")
@@ -471,10 +440,7 @@ return { main = main }
 
 async def test_an_app_runs_an_agent_with_a_tool_on_a_node(nats_url: str, namespace: str, tmp_path: Path,
                                                           llm_fake: FakeLlm) -> None:
-    app = tmp_path / "app"
-    (app / "src").mkdir(parents=True)
-    for name, text in (("_index.yaml", APP_INDEX), ("weather.lua", WEATHER), ("ask.lua", ASK)):
-        (app / "src" / name).write_text(text)
+    app = write_app(tmp_path, {"_index.yaml": APP_INDEX, "weather.lua": WEATHER_LUA, "ask.lua": ASK})
     loaded = load_app(app)
     assert {"wippy/llm", "wippy/agent"} <= set(loaded.native_dependencies)
     environ = {"OPENAI_API_KEY": "sk-fake", "OPENAI_BASE_URL": llm_fake.openai_url}

@@ -23,23 +23,12 @@ from wippy.core import Entry, load_app
 from wippy.services import Node, RuntimeSettings, StateDir
 from wippy.services._system_agents import native_ids  # importing it registers wippy/registry and wippy/coder
 
+from .agent_app import LLM_APP_HEAD
 from .conftest import HOSTS, ProcNode
 
 llm_fake = fake_server.llm_fake
 
-APP_INDEX = """\
-version: "1.0"
-namespace: app
-entries:
-  - name: os_env
-    kind: env.storage.os
-  - name: dep.llm
-    kind: ns.dependency
-    component: wippy/llm
-    version: "*"
-    parameters:
-      - name: env_storage
-        value: app:os_env
+APP_INDEX = LLM_APP_HEAD + """\
   - name: dep.agent
     kind: ns.dependency
     component: wippy/agent
@@ -58,12 +47,6 @@ entries:
     parameters:
       - name: model
         value: gpt-test
-  - name: gpt
-    kind: registry.entry
-    meta: {type: llm.model, name: gpt-test, capabilities: [generate, tool_use]}
-    providers:
-      - id: wippy.llm.openai:provider
-        provider_model: gpt-4o
   - name: greet
     kind: function.lua
     source: file://greet.lua
