@@ -280,7 +280,7 @@ async def test_projections_rebuild_beside_the_live_ones_and_swap_in(proc_node: P
     assert await app.node.registry.query(query) == [{"n": 0}]
     db._con.execute("DELETE FROM store.registry_entries")  # and the registry's current entries
     result = await app.node.rebuild_projections()
-    assert set(result["rebuilt"]) == {"registry", "proc", "events", "audit", "llm_calls"}
+    assert set(result["rebuilt"]) == {"registry", "proc", "events", "audit", "agents"}
     entries = await app.node.registry.query("SELECT id FROM registry_entries ORDER BY id")
     assert "app:sender" in [r["id"] for r in entries]
     assert await app.node.registry.query(query) == [{"n": 3}]
