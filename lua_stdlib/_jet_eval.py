@@ -12,7 +12,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from wippy.core._jet_ast import (
+from wippy.core.jet import (
     Binary,
     Block,
     Call,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from wippy.core._jet_ast import (
+from wippy.core.jet import (
     Action,
     Assign,
     Block,

@@ -16,7 +16,7 @@ from typing import Any
 
 from wippy.core import JetSyntaxError
 from wippy.core import parse_jet_template as parse_template
-from wippy.core._jet_ast import Block, Ref, Template
+from wippy.core.jet import Block, Ref, Template
 
 from ._jet_render import Runtime
 from ._jet_values import JetLimitError, JetRenderError, TemplateNotFound
