@@ -17,6 +17,7 @@ from wippy.core import CONTRACT_BINDING_KIND, CONTRACT_DEFINITION_KIND, Entry, b
 
 from ._host import LuaHost, register_module
 from ._mod_funcs import _library as _funcs_library
+from ._native_libs import native_contract
 from ._vm import _source
 
 
@@ -27,6 +28,8 @@ def _build(host: LuaHost) -> Any:
 
     def lookup(entry_id: str, kind: str, what: str) -> tuple[Entry | None, Any]:
         entry = registry.get(entry_id)
+        if entry is None and kind == CONTRACT_DEFINITION_KIND:
+            entry = native_contract(entry_id)  # declared by a component the runtime provides
         if entry is None or entry.kind != kind:
             return None, vm.error("NOT_FOUND", f"{what} '{entry_id}' not found", retryable=False)
         return entry, None

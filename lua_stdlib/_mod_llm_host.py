@@ -1,32 +1,61 @@
-"""`llm_host`: the bridge from the native ``wippy.llm:llm`` library to the node's LLM service.
+"""`llm_host`: the bridge from the native ``wippy/llm`` libraries to the node's LLM service.
 
-Only the library lists it in its ``modules:`` (an app may too, but has no reason to). Every call
+Only the libraries list it in their ``modules:`` (an app may too, but has no reason to). Every call
 hands Lua tables to ``host.ctx.llm`` (services/_llm.py, structurally typed here) as plain data and
 returns Wippy's answers: ``value`` or ``nil, error_string``.
 
-    generate(messages, options)                 options.stream = {reply_to, topic, buffer_size}
-    structured_output(schema, messages, options)
-    embed(text | texts, options)
-    status(options)
+    generate(messages, options, card?)          options.stream = {reply_to, topic, buffer_size}
+    structured_output(schema, messages, options, card?)
+    embed(text | texts, options, card?)
+    status(options, card?)
     available_models(capability?) / get_classes()
+    model_name(model) -> the name of the model a name, class or "class:x" resolves to, or nil
+    constants() -> {ERROR_TYPE, FINISH_REASON, OUTPUT_ERROR_TYPE, ERROR_KIND_MAP, STREAM_TYPE}
+    bound(contract_id) -> the default binding of that contract (its definition declared), or nil
+
+``card`` is a model card an app's ``wippy.llm:model_resolver`` gave instead of the registry's: the
+call then goes straight to the card's first provider (as ``provider_id``) with its
+``provider_model``, the provider's ``options`` under the call's, its ``context.timeout`` as the
+call's timeout unless one is set, and, for embed, the card's ``dimensions``. Other provider
+``context`` keys (keys, base URLs) are refused with an error rather than dropped: a call must not
+silently reach the node's default account; name an ``llm.provider`` entry with those driver
+options as the provider instead.
+
+``constants()`` is the one source of the constant tables of ``wippy.llm:llm`` and
+``wippy.llm:output``: they are the Python constants the service raises and streams with
+(services/_llm_types.py), so Lua and Python cannot drift. ``bound`` answers from an index of the
+registry's contract bindings rebuilt only when the registry changes, so a library asking for an
+optional contract costs one dictionary lookup when nothing is bound.
 
 Streaming sends each event to ``stream.reply_to`` as a message on ``stream.topic`` (default
 ``llm_response``) through the node's process runtime, as Wippy's llm streamer does: text is
 buffered and sent once ``buffer_size`` characters (default 10) have gathered or the text ends a
 sentence (``.``, ``!`` or ``?``), so a receiver gets phrases rather than single tokens; thinking
 and tool calls go at once; ``done`` (or ``error``) comes last, after the buffered text.
+
+Without an LLM service (a host made for a tool, say) the module still loads: ``constants`` and
+``bound`` work, and every call answers ``nil, "no LLM service is available to this process"``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from wippy.core import WippyError
+from wippy.core import CONTRACT_BINDING_KIND, CONTRACT_DEFINITION_KIND, WippyError, bound_contracts
+from wippy.services._llm_types import (
+    LUA_ERROR_TYPE,
+    LUA_FINISH_REASON,
+    LUA_OUTPUT_ERROR_TYPE,
+    LlmError,
+    error_kind,
+)
 
-from ._host import LuaHost, ModuleUnavailable, register_module
+from ._host import LuaHost, register_module
 from ._mod_json import JsonValueError, _schema_shape, lua_to_json
+from ._native_libs import native_contract
 from ._process import _escape_keys
 
 log = logging.getLogger("wippy.llm")
@@ -34,6 +63,25 @@ log = logging.getLogger("wippy.llm")
 _SENTENCE_END = re.compile(r"[.!?]\s*$")
 DEFAULT_TOPIC = "llm_response"
 DEFAULT_BUFFER = 10
+NO_SERVICE = "no LLM service is available to this process"
+
+#: the kinds of stream message (Wippy's ``output.TYPE``): what a streaming receiver gets in ``type``
+STREAM_TYPE = {"CONTENT": "chunk", "THINKING": "thinking", "TOOL_CALL": "tool_call", "ERROR": "error",
+               "DONE": "done"}
+_CHUNK, _THINKING, _TOOL_CALL = STREAM_TYPE["CONTENT"], STREAM_TYPE["THINKING"], STREAM_TYPE["TOOL_CALL"]
+_LAST = (STREAM_TYPE["DONE"], STREAM_TYPE["ERROR"])
+
+
+def constants() -> dict[str, Any]:
+    """The constant tables of the ``wippy/llm`` libraries, by their Lua names, as fresh plain data."""
+    return {
+        "ERROR_TYPE": dict(LUA_ERROR_TYPE),
+        "FINISH_REASON": dict(LUA_FINISH_REASON),
+        "OUTPUT_ERROR_TYPE": dict(LUA_OUTPUT_ERROR_TYPE),
+        "ERROR_KIND_MAP": {value: dict(zip(("kind", "retryable"), error_kind(value), strict=True))
+                           for value in LUA_OUTPUT_ERROR_TYPE.values()},
+        "STREAM_TYPE": dict(STREAM_TYPE),
+    }
 
 
 class ProcessStream:
@@ -49,23 +97,23 @@ class ProcessStream:
 
     async def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        if kind == "chunk":
+        if kind == _CHUNK:
             self._buffer += str(event.get("content") or "")
             if self._size > 0 and (len(self._buffer) >= self._size or _SENTENCE_END.search(self._buffer)):
                 self._flush()
-        elif kind == "thinking":
-            self._send({"type": "thinking", "content": str(event.get("content") or "")})
-        elif kind == "tool_call":
-            self._send({"type": "tool_call", "name": event.get("name"), "arguments": event.get("arguments"),
+        elif kind == _THINKING:
+            self._send({"type": _THINKING, "content": str(event.get("content") or "")})
+        elif kind == _TOOL_CALL:
+            self._send({"type": _TOOL_CALL, "name": event.get("name"), "arguments": event.get("arguments"),
                         "id": event.get("id")})
-        elif kind in ("done", "error"):
+        elif kind in _LAST:
             self._flush()
             self._send(event)
 
     def _flush(self) -> None:
         if self._buffer:
             text, self._buffer = self._buffer, ""
-            self._send({"type": "chunk", "content": text})
+            self._send({"type": _CHUNK, "content": text})
 
     def _send(self, payload: dict[str, Any]) -> None:
         try:
@@ -78,23 +126,113 @@ def _message(exc: WippyError) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
-def _build(host: LuaHost) -> Any:
-    service = host.ctx.llm
-    if service is None:
-        raise ModuleUnavailable("no LLM service is available to this process")
-    vm = host.vm
-    to_python = lua_to_json(host)
+def card_options(card: Any, options: dict[str, Any], *, embed: bool = False) -> dict[str, Any]:
+    """The call's ``options`` as a direct call of a resolver's model ``card`` (see the module doc)."""
+    model = options.get("model")
+    if not isinstance(card, Mapping):
+        raise _BadInput(f"model_resolver: resolving {model!r} gave a {type(card).__name__}, not a model card table")
+    providers = card.get("providers")
+    if not isinstance(providers, list) or not providers:
+        raise _BadInput(f"Model has no configured providers: {model}")
+    ref = providers[0]
+    if not isinstance(ref, Mapping) or not ref.get("id"):
+        raise _BadInput("Failed to open provider: Provider ID is required")
+    raw_context = ref.get("context")
+    context: Mapping[str, Any] = raw_context if isinstance(raw_context, Mapping) else {}
+    refused = sorted(str(k) for k in context if k != "timeout")
+    if refused:
+        raise _BadInput(f"model_resolver card {card.get('name') or model!r}: provider context {refused} cannot be "
+                        "applied by this runtime; name an llm.provider entry whose driver.options hold them")
+    ref_options = dict(ref["options"]) if isinstance(ref.get("options"), Mapping) else {}
+    merged = {**ref_options, **options}
+    merged["provider_id"] = str(ref["id"])
+    merged["model"] = str(ref.get("provider_model") or card.get("name") or model)
+    if "timeout" not in merged and "timeout" in context:
+        merged["timeout"] = context["timeout"]
+    if embed and merged.get("dimensions") is None and card.get("dimensions") is not None:
+        merged["dimensions"] = card["dimensions"]
+    return merged
 
-    def data(value: Any, what: str) -> Any:
+
+class _Bindings:
+    """The default binding of each contract whose definition the registry holds, rebuilt per registry state."""
+
+    def __init__(self, registry: Any) -> None:
+        self._registry = registry
+        self._key: tuple[Any, int] | None = None
+        self._defaults: dict[str, str] = {}
+
+    def default(self, contract_id: str) -> str | None:
+        current = self._registry.current()
+        key = (getattr(self._registry, "version", None), id(current))
+        if key != self._key or key[0] is None:
+            self._defaults = self._index(current)
+            self._key = key
+        return self._defaults.get(contract_id)
+
+    def _index(self, current: Mapping[str, Any]) -> dict[str, str]:
+        defaults: dict[str, str] = {}
+        for entry in sorted(current.values(), key=lambda e: e.id):  # several defaults: the first by id
+            if entry.kind != CONTRACT_BINDING_KIND:
+                continue
+            for bc in bound_contracts(entry):
+                if bc.default and bc.contract not in defaults:
+                    defaults[bc.contract] = entry.id
+        for contract_id, binding_id in list(defaults.items()):
+            definition = current.get(contract_id) or native_contract(contract_id)
+            if definition is None or definition.kind != CONTRACT_DEFINITION_KIND:
+                _warn_undefined(contract_id, binding_id)
+                del defaults[contract_id]
+        return defaults
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_undefined(contract_id: str, binding_id: str) -> None:
+    if (contract_id, binding_id) not in _warned:
+        _warned.add((contract_id, binding_id))
+        log.warning("binding %s implements contract %s, which no contract.definition entry declares; "
+                    "it is not used", binding_id, contract_id)
+
+
+class _Bridge:
+    """The module's functions for one Lua host (each answers ``value`` or ``nil, error_string``)."""
+
+    def __init__(self, host: LuaHost) -> None:
+        self.host = host
+        self.service = host.ctx.llm
+        self.vm = host.vm
+        self._to_python = lua_to_json(host)
+        self._bindings = _Bindings(host.ctx.registry)
+
+    def table(self) -> Any:
+        vm = self.vm
+        return vm.rt.table_from({
+            "generate": vm.asyncify(self.generate),
+            "structured_output": vm.asyncify(self.structured_output),
+            "embed": vm.asyncify(self.embed),
+            "status": vm.asyncify(self.status),
+            "available_models": self.available_models,
+            "get_classes": self.get_classes,
+            "model_name": self.model_name,
+            "constants": lambda: vm.to_lua(constants()),
+            "bound": lambda contract_id=None: self._bindings.default(str(contract_id)),
+        })
+
+    # -- arguments -------------------------------------------------------------------------------
+    def _data(self, value: Any, what: str) -> Any:
         try:
-            return to_python(value)
+            return self._to_python(value)
         except JsonValueError as exc:
             raise _BadInput(f"{what}: {exc}") from exc
 
-    def options_of(opts: Any) -> dict[str, Any]:
-        options = data(opts, "options")
+    def _options(self, opts: Any, card: Any = None, *, embed: bool = False) -> dict[str, Any]:
+        options: dict[str, Any] = self._data(opts, "options")
         if not isinstance(options, dict):
             raise _BadInput("options must be a table")
+        if card is not None:
+            options = card_options(self._data(card, "model card"), options, embed=embed)
         tools = options.get("tools")
         if isinstance(tools, list):
             options["tools"] = [
@@ -103,25 +241,28 @@ def _build(host: LuaHost) -> Any:
             ]
         return options
 
-    def stream_of(options: dict[str, Any]) -> ProcessStream | None:
+    def _stream(self, options: dict[str, Any]) -> ProcessStream | None:
         stream = options.pop("stream", None)
         if not isinstance(stream, dict) or not stream.get("reply_to"):
             return None
-        if host.ctx.processes is None:
+        processes = self.host.ctx.processes
+        if processes is None:
             raise _BadInput("stream: there is no process runtime here to send the stream to")
         size = stream.get("buffer_size")
         buffer = int(size) if isinstance(size, int | float) and not isinstance(size, bool) else DEFAULT_BUFFER
-        return ProcessStream(host.ctx.processes, str(host.current_pid()), str(stream["reply_to"]),
+        return ProcessStream(processes, str(self.host.current_pid()), str(stream["reply_to"]),
                              str(stream.get("topic") or DEFAULT_TOPIC), buffer)
 
-    def caller() -> str | None:
-        pid = host.current_pid()
+    def _caller(self) -> str | None:
+        pid = self.host.current_pid()
         return None if pid is None else str(pid)
 
-    def call(make: Any) -> Any:
-        """Run ``make()`` (which builds the service call) as a Pending; errors come back as strings."""
+    def _call(self, make: Callable[[Any], Any]) -> Any:
+        """Run ``make(service)`` (which builds the service call) as a Pending; errors come back as strings."""
+        if self.service is None:
+            return None, NO_SERVICE
         try:
-            awaitable = make()
+            awaitable = make(self.service)
         except _BadInput as exc:
             return None, str(exc)
 
@@ -131,45 +272,52 @@ def _build(host: LuaHost) -> Any:
             except WippyError as exc:
                 return None, _message(exc)
 
-        return vm.pending(run())
+        return self.vm.pending(run())
 
-    def generate(messages: Any = None, opts: Any = None) -> Any:
-        def make() -> Any:
-            options = options_of(opts)
-            sink = stream_of(options)
-            return service.generate(data(messages, "messages"), options, sink, caller=caller())
-        return call(make)
+    # -- calls -----------------------------------------------------------------------------------
+    def generate(self, messages: Any = None, opts: Any = None, card: Any = None) -> Any:
+        def make(service: Any) -> Any:
+            options = self._options(opts, card)
+            sink = self._stream(options)
+            return service.generate(self._data(messages, "messages"), options, sink, caller=self._caller())
+        return self._call(make)
 
-    def structured_output(schema: Any = None, messages: Any = None, opts: Any = None) -> Any:
-        def make() -> Any:
-            shaped = _schema_shape(data(schema, "schema"))
-            return service.structured_output(shaped, data(messages, "messages"), options_of(opts), caller=caller())
-        return call(make)
+    def structured_output(self, schema: Any = None, messages: Any = None, opts: Any = None, card: Any = None) -> Any:
+        def make(service: Any) -> Any:
+            shaped = _schema_shape(self._data(schema, "schema"))
+            return service.structured_output(shaped, self._data(messages, "messages"), self._options(opts, card),
+                                             caller=self._caller())
+        return self._call(make)
 
-    def embed(text: Any = None, opts: Any = None) -> Any:
-        return call(lambda: service.embed(data(text, "input"), options_of(opts), caller=caller()))
+    def embed(self, text: Any = None, opts: Any = None, card: Any = None) -> Any:
+        return self._call(lambda service: service.embed(self._data(text, "input"),
+                                                        self._options(opts, card, embed=True), caller=self._caller()))
 
-    def status(opts: Any = None) -> Any:
-        return call(lambda: service.status(options_of(opts)))
+    def status(self, opts: Any = None, card: Any = None) -> Any:
+        return self._call(lambda service: service.status(self._options(opts, card)))
 
-    def available_models(capability: Any = None) -> Any:
-        return vm.to_lua(service.available_models(None if capability is None else str(capability)))
+    # -- discovery -------------------------------------------------------------------------------
+    def available_models(self, capability: Any = None) -> Any:
+        if self.service is None:
+            return None, NO_SERVICE
+        return self.vm.to_lua(self.service.available_models(None if capability is None else str(capability)))
 
-    def get_classes() -> Any:
-        return vm.to_lua(service.get_classes())
+    def get_classes(self) -> Any:
+        if self.service is None:
+            return None, NO_SERVICE
+        return self.vm.to_lua(self.service.get_classes())
 
-    return vm.rt.table_from({
-        "generate": vm.asyncify(generate),
-        "structured_output": vm.asyncify(structured_output),
-        "embed": vm.asyncify(embed),
-        "status": vm.asyncify(status),
-        "available_models": available_models,
-        "get_classes": get_classes,
-    })
+    def model_name(self, model: Any = None) -> Any:
+        if self.service is None or model is None:
+            return None
+        try:
+            return self.service.catalog.resolve(str(model))["name"] or None
+        except LlmError:
+            return None
 
 
 class _BadInput(Exception):
-    """Lua passed data the service cannot take (a function in options, a sparse array)."""
+    """Lua passed data the service cannot take (a function in options, a sparse array, a bad model card)."""
 
 
-register_module("llm_host", _build)
+register_module("llm_host", lambda host: _Bridge(host).table())

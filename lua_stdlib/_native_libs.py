@@ -41,8 +41,13 @@ _LIBRARIES: dict[str, _Library] = {
     ),
     "wippy.llm:llm": _Library(
         component="wippy/llm",
-        modules=("llm_host",),
+        modules=("llm_host", "contract", "logger"),
         comment="LLM calls by model name or class: generate, structured_output, embed, status, discovery",
+    ),
+    "wippy.llm:output": _Library(
+        component="wippy/llm",
+        modules=("llm_host", "logger"),
+        comment="LLM output: stream chunks to a process (buffered), error types and kinds, structured errors",
     ),
     "wippy.llm:prompt": _Library(
         component="wippy/llm",
@@ -66,8 +71,32 @@ _LIBRARIES: dict[str, _Library] = {
     ),
 }
 
+#: the contracts these components declare, by id: (component, comment, ((method, description), ...)).
+#: Apps bind them (a usage tracker, a model or agent resolver) as with Wippy's vendored components.
+_CONTRACTS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
+    "wippy.llm:usage_tracker": ("wippy/llm", "Records the token usage of each LLM call", (
+        ("track_usage", "Record the tokens of one call (model, prompt, completion, thinking, cache read and "
+                        "write, options); returns the usage record's id"),)),
+    "wippy.llm:model_resolver": ("wippy/llm", "Resolves a model name or class to a model card before the registry",
+                                 (("resolve", "Resolve {model} to a model card with its providers, or nothing"),)),
+    "wippy.agent:resolver": ("wippy/agent", "Resolves an agent id to an agent specification before the registry",
+                             (("resolve", "Resolve {agent_id} to an agent spec, or nothing"),)),
+}
+
 for _component in _COMPONENTS:
     register_native_component(_component)
+
+
+@cache
+def native_contract(entry_id: str) -> Entry | None:
+    """The ``contract.definition`` entry the runtime provides under ``entry_id``, or None (an app's
+    own definition with that id wins)."""
+    found = _CONTRACTS.get(entry_id)
+    if found is None:
+        return None
+    component, comment, methods = found
+    return Entry(entry_id, "contract.definition", {"comment": comment, "component": component},
+                 {"methods": [{"name": name, "description": text} for name, text in methods]})
 
 
 @cache

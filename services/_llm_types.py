@@ -41,6 +41,8 @@ CONTENT_FILTER = "content_filter"
 TIMEOUT = "timeout_error"
 MODEL_ERROR = "model_error"
 NETWORK_ERROR = "network_error"
+#: ``output.ERROR_TYPE.CONTENT_FILTER``: Wippy's output module spells it apart from ``llm.ERROR_TYPE``'s
+CONTENT_FILTERED = "content_filtered"
 
 #: ``llm.FINISH_REASON`` values
 STOP, LENGTH, TOOL_CALL, FILTERED, ERROR = "stop", "length", "tool_call", "filtered", "error"
@@ -56,7 +58,27 @@ _KINDS: dict[str, tuple[str, bool]] = {
     MODEL_ERROR: ("NOT_FOUND", False),
     CONTEXT_LENGTH: ("INVALID", False),
     CONTENT_FILTER: ("INVALID", False),
+    CONTENT_FILTERED: ("INVALID", False),
 }
+
+#: the constant tables Lua sees, by their Lua names: ``llm.ERROR_TYPE``, ``llm.FINISH_REASON`` (also
+#: ``output.FINISH_REASON``) and ``output.ERROR_TYPE`` of Wippy's ``wippy/llm`` libraries
+LUA_ERROR_TYPE: dict[str, str] = {
+    "INVALID_REQUEST": INVALID_REQUEST, "AUTHENTICATION": AUTHENTICATION, "RATE_LIMIT": RATE_LIMIT,
+    "SERVER_ERROR": SERVER_ERROR, "CONTEXT_LENGTH": CONTEXT_LENGTH, "CONTENT_FILTER": CONTENT_FILTER,
+    "TIMEOUT": TIMEOUT, "MODEL_ERROR": MODEL_ERROR,
+}
+LUA_FINISH_REASON: dict[str, str] = {
+    "STOP": STOP, "LENGTH": LENGTH, "CONTENT_FILTER": FILTERED, "TOOL_CALL": TOOL_CALL, "ERROR": ERROR,
+}
+LUA_OUTPUT_ERROR_TYPE: dict[str, str] = {
+    **LUA_ERROR_TYPE, "CONTENT_FILTER": CONTENT_FILTERED, "NETWORK_ERROR": NETWORK_ERROR,
+}
+
+
+def error_kind(error_type: str) -> tuple[str, bool]:
+    """The Wippy ``errors`` kind and retryability of an ``ERROR_TYPE`` value (UNKNOWN, not retryable, if none)."""
+    return _KINDS.get(error_type, ("UNKNOWN", False))
 
 #: what a streaming caller receives: ``{"type": "chunk"|"thinking"|"tool_call", ...}``
 EventSink = Callable[[dict[str, Any]], Awaitable[None]]
@@ -110,7 +132,7 @@ class LlmError(WippyError):
         super().__init__(message)
         self.message = message
         self.error_type = error_type
-        self.kind, self.retryable = _KINDS.get(error_type, ("UNKNOWN", False))
+        self.kind, self.retryable = error_kind(error_type)
         self.status = status
         self.retry_after = retry_after
         self.provider = provider
