@@ -13,13 +13,10 @@ returns Wippy's answers: ``value`` or ``nil, error_string``.
     constants() -> {ERROR_TYPE, FINISH_REASON, OUTPUT_ERROR_TYPE, ERROR_KIND_MAP, STREAM_TYPE}
     bound(contract_id) -> the default binding of that contract (its definition declared), or nil
 
-``card`` is a model card an app's ``wippy.llm:model_resolver`` gave instead of the registry's: the
-call then goes straight to the card's first provider (as ``provider_id``) with its
-``provider_model``, the provider's ``options`` under the call's, its ``context.timeout`` as the
-call's timeout unless one is set, and, for embed, the card's ``dimensions``. Other provider
-``context`` keys (keys, base URLs) are refused with an error rather than dropped: a call must not
-silently reach the node's default account; name an ``llm.provider`` entry with those driver
-options as the provider instead.
+``card`` is a model card an app's ``wippy.llm:model_resolver`` gave instead of the registry's; the
+service uses it as it uses a registry model's card (its first provider with its ``provider_model``,
+``options`` and ``context`` such as keys and base URLs, its ``pricing`` for the cost, its
+``dimensions`` for embed, its ``name`` on the answer and the call's record).
 
 ``constants()`` is the one source of the constant tables of ``wippy.llm:llm`` and
 ``wippy.llm:output``: they are the Python constants the service raises and streams with
@@ -126,34 +123,6 @@ def _message(exc: WippyError) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
-def card_options(card: Any, options: dict[str, Any], *, embed: bool = False) -> dict[str, Any]:
-    """The call's ``options`` as a direct call of a resolver's model ``card`` (see the module doc)."""
-    model = options.get("model")
-    if not isinstance(card, Mapping):
-        raise _BadInput(f"model_resolver: resolving {model!r} gave a {type(card).__name__}, not a model card table")
-    providers = card.get("providers")
-    if not isinstance(providers, list) or not providers:
-        raise _BadInput(f"Model has no configured providers: {model}")
-    ref = providers[0]
-    if not isinstance(ref, Mapping) or not ref.get("id"):
-        raise _BadInput("Failed to open provider: Provider ID is required")
-    raw_context = ref.get("context")
-    context: Mapping[str, Any] = raw_context if isinstance(raw_context, Mapping) else {}
-    refused = sorted(str(k) for k in context if k != "timeout")
-    if refused:
-        raise _BadInput(f"model_resolver card {card.get('name') or model!r}: provider context {refused} cannot be "
-                        "applied by this runtime; name an llm.provider entry whose driver.options hold them")
-    ref_options = dict(ref["options"]) if isinstance(ref.get("options"), Mapping) else {}
-    merged = {**ref_options, **options}
-    merged["provider_id"] = str(ref["id"])
-    merged["model"] = str(ref.get("provider_model") or card.get("name") or model)
-    if "timeout" not in merged and "timeout" in context:
-        merged["timeout"] = context["timeout"]
-    if embed and merged.get("dimensions") is None and card.get("dimensions") is not None:
-        merged["dimensions"] = card["dimensions"]
-    return merged
-
-
 class _Bindings:
     """The default binding of each contract whose definition the registry holds, rebuilt per registry state."""
 
@@ -227,12 +196,10 @@ class _Bridge:
         except JsonValueError as exc:
             raise _BadInput(f"{what}: {exc}") from exc
 
-    def _options(self, opts: Any, card: Any = None, *, embed: bool = False) -> dict[str, Any]:
+    def _options(self, opts: Any) -> dict[str, Any]:
         options: dict[str, Any] = self._data(opts, "options")
         if not isinstance(options, dict):
             raise _BadInput("options must be a table")
-        if card is not None:
-            options = card_options(self._data(card, "model card"), options, embed=embed)
         tools = options.get("tools")
         if isinstance(tools, list):
             options["tools"] = [
@@ -275,26 +242,30 @@ class _Bridge:
         return self.vm.pending(run())
 
     # -- calls -----------------------------------------------------------------------------------
+    def _card(self, card: Any) -> Any:
+        return None if card is None else self._data(card, "model card")
+
     def generate(self, messages: Any = None, opts: Any = None, card: Any = None) -> Any:
         def make(service: Any) -> Any:
-            options = self._options(opts, card)
+            options = self._options(opts)
             sink = self._stream(options)
-            return service.generate(self._data(messages, "messages"), options, sink, caller=self._caller())
+            return service.generate(self._data(messages, "messages"), options, sink, caller=self._caller(),
+                                    card=self._card(card))
         return self._call(make)
 
     def structured_output(self, schema: Any = None, messages: Any = None, opts: Any = None, card: Any = None) -> Any:
         def make(service: Any) -> Any:
             shaped = _schema_shape(self._data(schema, "schema"))
-            return service.structured_output(shaped, self._data(messages, "messages"), self._options(opts, card),
-                                             caller=self._caller())
+            return service.structured_output(shaped, self._data(messages, "messages"), self._options(opts),
+                                             caller=self._caller(), card=self._card(card))
         return self._call(make)
 
     def embed(self, text: Any = None, opts: Any = None, card: Any = None) -> Any:
-        return self._call(lambda service: service.embed(self._data(text, "input"),
-                                                        self._options(opts, card, embed=True), caller=self._caller()))
+        return self._call(lambda service: service.embed(self._data(text, "input"), self._options(opts),
+                                                        caller=self._caller(), card=self._card(card)))
 
     def status(self, opts: Any = None, card: Any = None) -> Any:
-        return self._call(lambda service: service.status(self._options(opts, card)))
+        return self._call(lambda service: service.status(self._options(opts), card=self._card(card)))
 
     # -- discovery -------------------------------------------------------------------------------
     def available_models(self, capability: Any = None) -> Any:

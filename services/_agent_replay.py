@@ -55,7 +55,8 @@ class _ReplayLlm:
         self.journal = journal
 
     async def generate(self, messages: list[dict[str, Any]], opts: Mapping[str, Any],
-                       on_event: EventSink | None = None, *, caller: str | None = None) -> dict[str, Any]:
+                       on_event: EventSink | None = None, *, caller: str | None = None,
+                       card: Any = None) -> dict[str, Any]:
         run_id, turn = opts.get("run_id"), opts.get("turn")
         if not run_id or not isinstance(turn, int):
             raise LlmError("a replay answers only the model calls of the run it replays", error_type="invalid_request")

@@ -107,7 +107,9 @@ class LlmService:
         return self.catalog.classes()
 
     # -- resolution ------------------------------------------------------------------------------
-    def _target(self, opts: Mapping[str, Any]) -> _Target:
+    def _target(self, opts: Mapping[str, Any], card: Mapping[str, Any] | None = None) -> _Target:
+        """Where a call goes: ``provider_id`` directly, else the model's card (``card`` when a
+        ``wippy.llm:model_resolver`` gave one, else the registry's)."""
         model = opts.get("model")
         if not model or not isinstance(model, str):
             raise LlmError("Model is required in options", error_type=INVALID_REQUEST)
@@ -115,7 +117,7 @@ class LlmService:
         if direct:
             provider = self._open(str(direct), {})
             return _Target(provider=provider, provider_id=str(direct), model=model, options={}, card=None, name=model)
-        card = self.catalog.resolve(model)
+        card = _resolved_card(card, model) if card is not None else self.catalog.resolve(model)
         if not card["providers"]:
             raise LlmError(f"Model has no configured providers: {model}", error_type=INVALID_REQUEST)
         ref = card["providers"][0]
@@ -170,12 +172,14 @@ class LlmService:
 
     # -- calls -----------------------------------------------------------------------------------
     async def generate(self, messages: list[dict[str, Any]], opts: Mapping[str, Any],
-                       on_event: EventSink | None = None, *, caller: str | None = None) -> dict[str, Any]:
+                       on_event: EventSink | None = None, *, caller: str | None = None,
+                       card: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Wippy's ``llm.generate`` answer. With ``on_event``, the provider streams: chunk, thinking
         and tool_call events as they come, then ``{type="done", meta}`` (or ``{type="error", error}``).
-        ``caller`` (the calling process) is for a recording service; it does not change the call."""
+        ``caller`` (the calling process) is for a recording service; it does not change the call.
+        ``card``: a model card a ``wippy.llm:model_resolver`` gave, used instead of the registry's."""
         try:
-            target = self._target(opts)
+            target = self._target(opts, card)
             req = self._request(target, _messages(messages), opts)
             started = time.monotonic()
             resp = await target.provider.generate(req, on_event)
@@ -193,7 +197,8 @@ class LlmService:
         return out
 
     async def structured_output(self, schema: Mapping[str, Any], messages: list[dict[str, Any]],
-                                opts: Mapping[str, Any], *, caller: str | None = None) -> dict[str, Any]:
+                                opts: Mapping[str, Any], *, caller: str | None = None,
+                                card: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Wippy's ``llm.structured_output`` answer: ``result`` is the decoded value."""
         if not opts.get("model"):
             raise LlmError("Model is required in options", error_type=INVALID_REQUEST)
@@ -201,7 +206,7 @@ class LlmService:
             raise LlmError("Schema is required", error_type=INVALID_REQUEST)
         if not isinstance(schema, Mapping):
             raise LlmError("Schema must be a table", error_type=INVALID_REQUEST)
-        target = self._target(opts)
+        target = self._target(opts, card)
         req = self._request(target, _messages(messages), opts)
         name = str(opts.get("schema_name") or _schema_name(schema))
         started = time.monotonic()
@@ -212,9 +217,9 @@ class LlmService:
         return out
 
     async def embed(self, texts: str | list[str], opts: Mapping[str, Any], *,
-                    caller: str | None = None) -> dict[str, Any]:
+                    caller: str | None = None, card: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Wippy's ``llm.embed`` answer: one vector for a string, a list of vectors for a list."""
-        target = self._target(opts)
+        target = self._target(opts, card)
         if isinstance(texts, str):
             batch = [texts]
         elif isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts):
@@ -236,9 +241,9 @@ class LlmService:
         await self._record(out, target, "embed", started)
         return out
 
-    async def status(self, opts: Mapping[str, Any]) -> dict[str, Any]:
+    async def status(self, opts: Mapping[str, Any], *, card: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The provider's health: ``{success, status = healthy|degraded|unhealthy, message}``."""
-        return await self._target(opts).provider.status()
+        return await self._target(opts, card).provider.status()
 
     async def aclose(self) -> None:
         """Close the providers' SDK clients (shared by every caller; the node calls this at shutdown)."""
@@ -274,6 +279,20 @@ class LlmService:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+def _resolved_card(card: Any, model: str) -> dict[str, Any]:
+    """A resolver's model card, checked the way the registry's cards are shaped: ``name``,
+    ``providers`` [{id, provider_model, options, context}], and optionally ``pricing``, ``dimensions``."""
+    if not isinstance(card, Mapping):
+        raise LlmError(f"model_resolver: resolving {model!r} gave a {type(card).__name__}, not a model card",
+                       error_type=INVALID_REQUEST)
+    providers = card.get("providers")
+    if not isinstance(providers, list) or not providers:
+        raise LlmError(f"Model has no configured providers: {model}", error_type=INVALID_REQUEST)
+    if not all(isinstance(p, Mapping) and p.get("id") for p in providers):
+        raise LlmError("Failed to open provider: Provider ID is required", error_type=INVALID_REQUEST)
+    return {**card, "name": str(card.get("name") or model), "providers": [dict(p) for p in providers]}
+
 
 def _messages(messages: Any) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:

@@ -116,7 +116,8 @@ class RecordedLlmService(LlmService):
             holder.update(usage)
 
     async def generate(self, messages: list[dict[str, Any]], opts: Mapping[str, Any],
-                       on_event: EventSink | None = None, *, caller: str | None = None) -> dict[str, Any]:
+                       on_event: EventSink | None = None, *, caller: str | None = None,
+                       card: Mapping[str, Any] | None = None) -> dict[str, Any]:
         options, run_id, turn = _split(opts)
         call = _Call("generate", options, run_id, turn, caller,
                      {"messages": messages, "tools": options.get("tools"), "options": _request_options(options)})
@@ -124,20 +125,21 @@ class RecordedLlmService(LlmService):
             recorded = await self.runs.model_call(run_id, turn, call.request)
             if recorded is not None:
                 return await answer_from_log(recorded, on_event)
-        return await self._recorded(call, super().generate(messages, options, on_event))
+        return await self._recorded(call, super().generate(messages, options, on_event, card=card))
 
     async def structured_output(self, schema: Mapping[str, Any], messages: list[dict[str, Any]],
-                                opts: Mapping[str, Any], *, caller: str | None = None) -> dict[str, Any]:
+                                opts: Mapping[str, Any], *, caller: str | None = None,
+                                card: Mapping[str, Any] | None = None) -> dict[str, Any]:
         options, run_id, turn = _split(opts)
         call = _Call("structured_output", options, run_id, turn, caller,
                      {"messages": messages, "schema": schema, "options": _request_options(options)})
-        return await self._recorded(call, super().structured_output(schema, messages, options))
+        return await self._recorded(call, super().structured_output(schema, messages, options, card=card))
 
     async def embed(self, texts: str | list[str], opts: Mapping[str, Any], *,
-                    caller: str | None = None) -> dict[str, Any]:
+                    caller: str | None = None, card: Mapping[str, Any] | None = None) -> dict[str, Any]:
         options, run_id, turn = _split(opts)
         call = _Call("embed", options, run_id, turn, caller, {"input": texts, "options": _request_options(options)})
-        return await self._recorded(call, super().embed(texts, options))
+        return await self._recorded(call, super().embed(texts, options, card=card))
 
     async def _recorded(self, call: _Call, answer: Awaitable[dict[str, Any]]) -> dict[str, Any]:
         token = _USAGE.set(call.usage)

@@ -178,7 +178,10 @@ async def test_a_bound_model_resolver_redirects_a_model(node: Node, llm_fake: Fa
     for fallback in ("broken", "raises"):  # an error or a failure: the registry's models answer
         assert got[fallback]["err"] == f"Model or class not found: {fallback}"
     assert got["no_providers"]["err"] == "Model has no configured providers: no-providers"
-    assert "provider context ['api_key']" in got["with_key"]["err"]  # never silently the node's default account
+    # the card's provider context reaches the provider: its key, not the node's default account
+    assert got["with_key"]["result"] == "hi"
+    keyed = next(r for r in llm_fake.requests if isinstance(r.body, dict) and r.body.get("model") == "x")
+    assert keyed.headers["authorization"] == "Bearer sk-profile"
     assert got["unknown"]["err"] == "Model or class not found: nope"
     assert got["dims"] == 5  # the card's dimensions
     assert llm_fake.last("openai.embeddings").body["model"] == "fake-redirected"
