@@ -240,3 +240,36 @@ async def test_replay_is_identical_then_diverges_at_another_version(weather_app:
             "--nats", str(weather_app.settings.nats_url), "--namespace", weather_app.settings.namespace]
     assert await asyncio.to_thread(main, args) == 0
     assert await asyncio.to_thread(main, [*args, "--at", str(version)]) == 1
+
+
+async def test_a_delegation_is_a_run_of_its_own_resumed_with_its_parent(weather_app: App, llm_fake: FakeLlm) -> None:
+    forecaster = Entry("app:forecaster", "registry.entry", {"type": "agent.gen1", "name": "forecaster"},
+                       {"prompt": "You forecast.", "model": "gpt-test", "tools": ["app:weather"]})
+    llm_fake.queue(tool_call("ask_forecaster", {"message": "Oslo tomorrow?"}, call_id="d1"),  # the assistant
+                   tool_call("weather", {"city": "Oslo"}, call_id="w1"),  # the forecaster, its own loop
+                   reply("Sunny tomorrow."),
+                   reply("The forecaster says: sunny tomorrow."))  # the assistant again
+    async with weather_app.node() as proc:
+        agent = proc.node.registry.get("app:assistant")
+        assert agent is not None
+        await proc.apply(forecaster, Entry(agent.id, agent.kind, agent.meta, {
+            **agent.data, "delegates": [{"id": "app:forecaster", "name": "ask_forecaster", "rule": "for forecasts"}]}))
+        answer, err = await proc.run("app:ask", "Weather tomorrow?", "order-7")
+        assert err is None and answer["answer"] == "The forecaster says: sunny tomorrow."
+        runs = await proc.node.registry.query(
+            "SELECT run, agent, status, turns, tool_calls, parent_run_id FROM agent_runs WHERE run LIKE 'order-7%' "
+            "ORDER BY run")
+        assert runs == [
+            {"run": "order-7", "agent": "app:assistant", "status": "completed", "turns": 2, "tool_calls": 1,
+             "parent_run_id": None},
+            {"run": "order-7/d1", "agent": "app:forecaster", "status": "completed", "turns": 2, "tool_calls": 1,
+             "parent_run_id": "order-7"}]
+        delegated = [b for t, b in await run_records(proc, "order-7") if t == "agent.tool.result"]
+        assert delegated[0]["agent_id"] == "app:forecaster" and delegated[0]["result"] == "Sunny tomorrow."
+        asked = len(llm_fake.requests)
+        again, _ = await proc.run("app:ask", "Weather tomorrow?", "order-7")
+        assert again == answer and len(llm_fake.requests) == asked  # the whole tree from the log
+        report = await replay(proc, "order-7")
+        assert report["identical"] and report["steps_from_log"] == 2
+        sub = await replay(proc, "order-7/d1")  # a delegation replays on its own too
+        assert sub["identical"] and sub["agent"] == "app:forecaster" and sub["result"] == "Sunny tomorrow."
