@@ -11,9 +11,13 @@ documents raises UNAVAILABLE when required.
 import importlib as _importlib
 import pkgutil as _pkgutil
 
+from ._dialect import DialectError as DialectError
+from ._dialect import translate as translate
 from ._durations import parse_go_duration as parse_go_duration
 from ._fs_volume import Volume as Volume
 from ._fs_volume import volume_spec as volume_spec
+from ._host import CODE_KINDS as CODE_KINDS
+from ._host import WIPPY_MODULES as WIPPY_MODULES
 from ._host import HostContext as HostContext
 from ._host import LuaCodeError as LuaCodeError
 from ._host import LuaHost as LuaHost
@@ -21,8 +25,13 @@ from ._host import ModuleUnavailable as ModuleUnavailable
 from ._host import available_modules as available_modules
 from ._host import register_module as register_module
 from ._mod_io import Stdio as Stdio
+from ._native_libs import native_contract as native_contract
+from ._native_libs import native_library as native_library
 from ._process import ProcessBridge as ProcessBridge
 from ._process import decode_binary as decode_binary
+from ._source_shape import SourceShape as SourceShape
+from ._source_shape import required_names as required_names
+from ._source_shape import returned_shape as returned_shape
 from ._vm import LuaMemoryError as LuaMemoryError
 from ._vm import LuaSettings as LuaSettings
 from ._vm import LuaVM as LuaVM
@@ -34,6 +43,9 @@ for _info in _pkgutil.iter_modules(__path__):
         _importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = [
+    "CODE_KINDS",
+    "WIPPY_MODULES",
+    "DialectError",
     "HostContext",
     "LuaCodeError",
     "LuaHost",
@@ -43,11 +55,17 @@ __all__ = [
     "ModuleUnavailable",
     "Pending",
     "ProcessBridge",
+    "SourceShape",
     "Stdio",
     "Volume",
     "available_modules",
     "decode_binary",
+    "native_contract",
+    "native_library",
     "parse_go_duration",
     "register_module",
+    "required_names",
+    "returned_shape",
+    "translate",
     "volume_spec",
 ]

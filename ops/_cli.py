@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rebuild the live process, events and audit projections from the log and swap them in")
     p.add_argument("--out", metavar="FILE", help="the DuckDB file to write (default: in the state dir)")
 
+    _app_file_parsers(sub, common)
     sub.add_parser("version", parents=[common], help="print the version of wippy")
     for name, what in _NOT_YET.items():
         sub.add_parser(name, parents=[common], help=f"{what} (not implemented yet)")
@@ -136,8 +137,17 @@ def _agents_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="compile the agent as of this registry version (default: the run's own)")
 
 
-_NOT_YET = {"lint": "the linter",
-            "init": "app scaffolding", "bench": "built-in benchmarks"}
+def _app_file_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`lint` and `init`: commands on an app's files that need no log."""
+    p = sub.add_parser("lint", parents=[common],
+                       help="check the app's files (YAML, entries, Lua code) without running anything")
+    p.add_argument("app_dir", nargs="?", metavar="APP_DIR", help="the app directory (same as --app)")
+    p = sub.add_parser("init", parents=[common], help="write a minimal runnable app into a directory")
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="where (default: the current directory)")
+    p.add_argument("--name", metavar="NAMESPACE", help="the app's namespace (default: from the directory name)")
+
+
+_NOT_YET = {"bench": "built-in benchmarks"}
 
 
 def _config(ns: argparse.Namespace) -> CliConfig:
@@ -171,6 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(version("wippy"))
         return 0
+    if ns.command == "lint":
+        from ._lint import lint_command
+
+        app = ns.app_dir or getattr(ns, "app", None) or "."
+        return lint_command(app, json_output=bool(getattr(ns, "json", False)))
+    if ns.command == "init":
+        from ._init import init_command
+
+        return init_command(ns.dir, name=ns.name)
     try:
         cfg = _config(ns)
         quiet = ns.command != "run" or bool(ns.exec_entry or ns.rest)

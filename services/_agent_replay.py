@@ -23,8 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wippy.core import AGENT_RUN_STARTED, Entry, NotFoundError, Record, WippyError
-from wippy.lua_stdlib import HostContext, LuaHost
-from wippy.lua_stdlib._native_libs import native_library
+from wippy.lua_stdlib import HostContext, LuaHost, native_library
 
 from ._agent_runs import ReplayStop, RunJournal
 from ._llm_recorder import answer_from_log

@@ -123,6 +123,7 @@ class RunJournal:
             raise NotFoundError(f"agent run {run_id} has no records in the log")
         if not run.recorded and not self.replay:
             run.live = True
+            run.beginning = {}  # written now; an open run keeps no copy of its conversation
             await self._append(AGENT_RUN_STARTED, {**beginning, "run_id": run_id, "resumed": False, "from_turn": 1,
                                                     "diverged": None})
         self._runs[run_id] = run
@@ -241,13 +242,12 @@ class RunJournal:
         run.recorded = run.started is not None
 
     async def _go_live(self, run: _Run, turn: int, diverged: dict[str, Any] | None) -> None:
-        """From step ``turn`` on the run does what the log does not hold: forget the records of
-        that step and later ones, and say so in the log."""
+        """From step ``turn`` on the run does what the log does not hold: forget its records (a live
+        run never reads them again) and say so in the log."""
         run.live = True
-        run.calls = {t: b for t, b in run.calls.items() if t < turn}
-        run.tools = {k: b for k, b in run.tools.items() if k[0] < turn}
-        run.finished = None
-        await self._append(AGENT_RUN_STARTED, {**run.beginning, "run_id": run.run_id, "resumed": True,
+        run.calls, run.tools, run.finished = {}, {}, None  # a live run reads no more records
+        beginning, run.beginning = run.beginning, {}
+        await self._append(AGENT_RUN_STARTED, {**beginning, "run_id": run.run_id, "resumed": True,
                                                "from_turn": turn, "diverged": diverged})
         log.info("agent run %s resumed: %d steps from the log, live from step %d%s", run.run_id, run.from_log,
                  turn, f" ({diverged['reason']})" if diverged else "")
