@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from wippy.core import DefinitionError
-from wippy.lua_stdlib import LuaHost, register_module
+from wippy.lua_stdlib import LuaHost, register_module, translate
 
 MODULE = "wippy.system_agents"
 
@@ -26,8 +26,6 @@ def _build(host: LuaHost) -> Any:
     compile_ = vm.get(host.sandbox, "compile")  # read here, not inside a call (see lua_stdlib._vm)
 
     def check_source(entry_id: Any = None, source: Any = None) -> Any:
-        from wippy.lua_stdlib._dialect import translate  # the translator is heavy: load it when first used
-
         if not isinstance(entry_id, str | bytes) or not isinstance(source, str | bytes):
             return None, vm.error("INVALID", "check_source(entry_id, source): both must be text")
         name = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
