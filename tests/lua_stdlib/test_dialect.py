@@ -443,3 +443,10 @@ def _declarations_work(lua: Lua, source: str, chunk: str) -> list[str]:
     except lupa.LuaError as err:
         return [f"{chunk}: {err}"]
     return [] if problem is None else [f"{chunk}: {problem}"]
+
+
+def test_a_nul_byte_is_lua_in_a_string_and_refused_elsewhere() -> None:
+    code = translate('local s: string = "a\x00b"\nreturn #s\n', "app:nul").code
+    assert lupa.LuaRuntime().execute(code) == 3
+    with pytest.raises(DialectError, match=r"app:nul2:1:9: unexpected character '\\x00'"):
+        translate("return 1\x00\n", "app:nul2")
