@@ -119,10 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rebuild the live process, events and audit projections from the log and swap them in")
     p.add_argument("--out", metavar="FILE", help="the DuckDB file to write (default: in the state dir)")
 
-    _app_file_parsers(sub, common)
+    _local_parsers(sub, common)
     sub.add_parser("version", parents=[common], help="print the version of wippy")
-    for name, what in _NOT_YET.items():
-        sub.add_parser(name, parents=[common], help=f"{what} (not implemented yet)")
     return parser
 
 
@@ -137,17 +135,17 @@ def _agents_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="compile the agent as of this registry version (default: the run's own)")
 
 
-def _app_file_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """`lint` and `init`: commands on an app's files that need no log."""
+def _local_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`lint`, `init` and `bench`: commands that need no log or state dir."""
     p = sub.add_parser("lint", parents=[common],
                        help="check the app's files (YAML, entries, Lua code) without running anything")
     p.add_argument("app_dir", nargs="?", metavar="APP_DIR", help="the app directory (same as --app)")
     p = sub.add_parser("init", parents=[common], help="write a minimal runnable app into a directory")
     p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="where (default: the current directory)")
     p.add_argument("--name", metavar="NAMESPACE", help="the app's namespace (default: from the directory name)")
-
-
-_NOT_YET = {"bench": "built-in benchmarks"}
+    p = sub.add_parser("bench", parents=[common],
+                       help="a few figures of this machine beside their raw baselines (embedded NATS, Lua, DuckDB)")
+    p.add_argument("--quick", action="store_true", help="fewer rounds and smaller sizes (a smoke run)")
 
 
 def _config(ns: argparse.Namespace) -> CliConfig:
@@ -169,7 +167,7 @@ def _config(ns: argparse.Namespace) -> CliConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns, unknown = parser.parse_known_args(argv)
-    if unknown and ns.command not in _NOT_YET:
+    if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if ns.command is None or (ns.command == "registry" and ns.registry_command is None) or (
             ns.command == "events" and ns.events_command is None) or (
@@ -190,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._init import init_command
 
         return init_command(ns.dir, name=ns.name)
+    if ns.command == "bench":
+        from ._bench import bench_command
+
+        return _run_async(bench_command(json_output=bool(getattr(ns, "json", False)), quick=ns.quick))
     try:
         cfg = _config(ns)
         quiet = ns.command != "run" or bool(ns.exec_entry or ns.rest)
@@ -224,8 +226,6 @@ async def _dispatch(ns: argparse.Namespace, cfg: CliConfig) -> int:
         if ns.exec_entry or ns.rest:
             return await _run_process(cfg, ns, reset=ns.reset, message=ns.message)
         return await _run_node(cfg, reset=ns.reset, message=ns.message)
-    if cmd in _NOT_YET:
-        raise NotImplementedFeatureError(f"wippy {cmd} is not implemented yet (UNAVAILABLE)")
     if cmd == "replay":
         if ns.rebuild:
             result = await _call(cfg, "rebuild", {})

@@ -404,6 +404,11 @@ class ProjectionDB:
         )
         return result.records()
 
+    def query_bare(self, sql: str) -> list[tuple[Any, ...]]:
+        """``sql`` straight on a DuckDB cursor, no checks or conversion: the raw baseline of
+        ``wippy bench`` (never give it user input)."""
+        return self._con.cursor().execute(sql).fetchall()
+
     def query(self, sql: str, *, at: int | None = None, params: Sequence[Any] | None = None) -> QueryResult:
         """Run one read-only statement. ``at`` shows ``registry_entries`` as of that version."""
         cur = self._con.cursor()

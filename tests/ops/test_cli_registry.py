@@ -110,10 +110,3 @@ def test_unknown_kind_is_stored_with_a_warning(wippy: Wippy, write: Write) -> No
     r = wippy("registry", "apply")
     assert "unknown kind 'my.kind'" in r.stderr
     assert wippy.json("registry", "show", "odd:thing")["kind"] == "my.kind"
-
-
-def test_not_implemented_commands_say_so(wippy: Wippy) -> None:
-    for args in (["bench"],):
-        r = wippy(*args, check=False)
-        assert r.returncode == 2
-        assert "not implemented" in r.stderr
