@@ -97,8 +97,8 @@ async def _apply(rounds: int, n: int) -> Figure:
                     for _ in range(n):
                         i = next(counter)
                         entry = Entry(f"bench:e{i % 50}", "registry.entry", {}, {"value": i})
-                        op = "update" if rt.registry.get(entry.id) else "create"
-                        await rt.registry.apply(Changeset(ops=(Op(op, entry.id, entry),)))
+                        change = Op("update" if rt.registry.get(entry.id) else "create", entry.id, entry)
+                        await rt.registry.apply(Changeset(ops=(change,)))
                     return (time.perf_counter() - t0) / n * 1000
 
                 async def raw() -> float:
