@@ -7,7 +7,7 @@ accepts the dependency without a vendored copy) and served by ``native_library``
 names an id the registry does not hold. A vendored or app-defined entry with the same id wins.
 
 A native library is an ordinary ``library.lua`` entry built from the shipped file, with its own
-``modules:`` allowlist; it is compiled and sandboxed like any other entry.
+``modules:`` allowlist and ``imports:``; it is compiled and sandboxed like any other entry.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ class _Library:
     component: str
     modules: tuple[str, ...]
     comment: str
+    #: local name -> library entry id, as an entry's ``imports:`` (resolved like an app's: the
+    #: registry's entry under that id first, else the runtime's native one)
+    imports: tuple[tuple[str, str], ...] = ()
 
 
 _COMPONENTS = (
@@ -114,5 +117,6 @@ def native_library(entry_id: str) -> Entry | None:
         entry_id,
         "library.lua",
         {"comment": lib.comment, "component": lib.component},
-        {"source": source.read_text(encoding="utf-8"), "modules": list(lib.modules)},
+        {"source": source.read_text(encoding="utf-8"), "modules": list(lib.modules),
+         **({"imports": dict(lib.imports)} if lib.imports else {})},
     )
