@@ -7,9 +7,6 @@ Only that library lists it in its ``modules:``. It reads the process's registry
     compile(agent_id_or_spec, config) -> compiled spec
         config: {context, tools, delegates, active_traits, active_tools, model, memory_contract,
                  delegate_tools = {enabled, description_suffix, default_schema}, contributions}
-    library(entry_id) -> the library an ``imports:`` of that id would give (the registry's entry,
-        else the runtime's native one): how the agent library reaches wippy.llm:llm and
-        wippy.llm:prompt, since a native library declares modules only
     run_id() -> a fresh run id
 
 The durable runs of ``runner:run`` (services/_agent_runs.py, the node's ``ctx.agent_runs``);
@@ -35,9 +32,8 @@ import orjson
 
 from wippy.core import WippyError
 
-from ._host import LuaCodeError, LuaHost, register_module
+from ._host import LuaHost, register_module
 from ._mod_json import JsonValueError, lua_to_json
-from ._native_libs import native_library
 
 
 def _list(value: Any) -> list[Any]:
@@ -118,16 +114,6 @@ def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing 
         data["compiled_at"] = options.now.timestamp() if options.now else None
         return vm.to_lua(data), None
 
-    def library(entry_id: Any = None) -> Any:
-        target = str(entry_id)
-        lib = host.ctx.registry.get(target) or native_library(target)
-        if lib is None:
-            return None, f"library {target} does not exist"
-        try:
-            return host.load(lib), None
-        except LuaCodeError as exc:
-            return None, f"library {target}: {exc}"
-
     def run_id() -> str:
         return uuid.uuid4().hex
 
@@ -189,7 +175,7 @@ def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing 
         return journaled(make)
 
     return vm.rt.table_from({
-        "compile": compile_, "library": library, "run_id": run_id,
+        "compile": compile_, "run_id": run_id,
         "begin_run": vm.asyncify(begin_run), "recorded_tool": vm.asyncify(recorded_tool),
         "record_tool": vm.asyncify(record_tool), "finish_run": vm.asyncify(finish_run),
     })

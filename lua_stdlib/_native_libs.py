@@ -61,6 +61,7 @@ _LIBRARIES: dict[str, _Library] = {
         component="wippy/agent",
         modules=("agent_host", "funcs", "json", "contract"),
         comment="Agent context: load agents by id or name, step them, run their tool and delegation loop",
+        imports=(("llm", "wippy.llm:llm"), ("prompt", "wippy.llm:prompt")),
     ),
     "wippy.embeddings:embedding_repo": _Library(
         component="wippy/embeddings",

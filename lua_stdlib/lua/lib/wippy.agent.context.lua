@@ -47,19 +47,10 @@ local DEFAULT_MAX_TURNS = 10
 -- how deep delegates may hand tasks on (a delegate of a delegate ...): a delegation cycle stops here
 local MAX_DELEGATION_DEPTH = 5
 
-local libraries = {}
-local function import(id)
-    local lib = libraries[id]
-    if lib == nil then
-        local err
-        lib, err = agent_host.library(id)
-        if lib == nil then error("wippy.agent:context: " .. tostring(err), 0) end
-        libraries[id] = lib
-    end
-    return lib
-end
-local function llm() return import("wippy.llm:llm") end
-local function prompt() return import("wippy.llm:prompt") end
+local llm_lib = require("llm")  -- imports: wippy.llm:llm and wippy.llm:prompt (an app's own copy wins)
+local prompt_lib = require("prompt")
+local function llm() return llm_lib end
+local function prompt() return prompt_lib end
 
 local function merged(...)
     local out = {}
