@@ -34,6 +34,8 @@ _COMPONENTS = (
     NativeComponent("wippy/llm", "LLM library: generate, structured output, embeddings and the prompt builder"),
     NativeComponent("wippy/agent", "Agent library: declarative agents with tools, traits, delegates and a run loop"),
     NativeComponent("wippy/embeddings", "Embeddings library: vectors in a DuckDB target_db, search by text or vector"),
+    NativeComponent("wippy/views", "Views library: server-rendered Jet pages, the page, component and resource "
+                                   "registries, env mappings"),
 )
 
 _LIBRARIES: dict[str, _Library] = {
@@ -73,6 +75,33 @@ _LIBRARIES: dict[str, _Library] = {
         modules=("embeddings_host",),
         comment="Embeddings: embed texts with the configured model, store them, search by text",
     ),
+    "wippy.views:renderer": _Library(
+        component="wippy/views",
+        modules=("templates", "funcs", "env"),
+        comment="Page renderer: a template page's data function, resources and env, rendered by its Jet set",
+        imports=(("page_registry", "wippy.views:page_registry"), ("resource_registry", "wippy.views:resource_registry"),
+                 ("env_loader", "wippy.views:env_loader")),
+    ),
+    "wippy.views:page_registry": _Library(
+        component="wippy/views",
+        modules=("registry", "security", "env"),
+        comment="View pages (meta.type view.page): list, get, base URLs, mount routes, access",
+    ),
+    "wippy.views:component_registry": _Library(
+        component="wippy/views",
+        modules=("registry", "security", "env"),
+        comment="View components (meta.type view.component): list, get, by tag name, base URLs, access",
+    ),
+    "wippy.views:resource_registry": _Library(
+        component="wippy/views",
+        modules=("registry",),
+        comment="Page resources (meta.type view.resource): global, per template set or per page, grouped by type",
+    ),
+    "wippy.views:env_loader": _Library(
+        component="wippy/views",
+        modules=("registry", "env"),
+        comment="Env mappings (meta.type view.env_mapping) merged by priority and resolved to values",
+    ),
 }
 
 #: the contracts these components declare, by id: (component, comment, ((method, description), ...)).
@@ -85,6 +114,9 @@ _CONTRACTS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
                                  (("resolve", "Resolve {model} to a model card with its providers, or nothing"),)),
     "wippy.agent:resolver": ("wippy/agent", "Resolves an agent id to an agent specification before the registry",
                              (("resolve", "Resolve {agent_id} to an agent spec, or nothing"),)),
+    "wippy.views:env_contract": ("wippy/views", "Provides and resolves the env variable mappings of views", (
+        ("load_mappings", "Load the env mappings ({filter?}) -> {success, mappings | error}"),
+        ("resolve_env_values", "Resolve {context} (name -> env variable) -> {success, resolved | error}"))),
 }
 
 for _component in _COMPONENTS:

@@ -157,10 +157,10 @@ def test_native_component_dependency_records_its_parameters(tmp_path: Path) -> N
 
 
 def test_components_default_to_the_registered_ones(tmp_path: Path) -> None:
-    write(tmp_path, "src/_index.yaml", one("app", "dep", "ns.dependency", component="wippy/views"))
-    assert "wippy/views" not in native_components()
+    write(tmp_path, "src/_index.yaml", one("app", "dep", "ns.dependency", component="acme/widgets"))
+    assert "acme/widgets" not in native_components()
     (error,) = problems(tmp_path)
-    assert "wippy/views is neither provided by this runtime nor vendored under .wippy/vendor/wippy/views" in error
+    assert "acme/widgets is neither provided by this runtime nor vendored under .wippy/vendor/acme/widgets" in error
 
 
 def test_unknown_component_names_the_dependency_entry(tmp_path: Path) -> None:
@@ -172,14 +172,14 @@ def test_unknown_component_names_the_dependency_entry(tmp_path: Path) -> None:
         entries:
           - name: ok
             kind: registry.entry
-          - name: dep.views
+          - name: dep.widgets
             kind: ns.dependency
-            component: wippy/views
+            component: acme/widgets
         """,
     )
     assert problems(tmp_path) == [
-        "src/_index.yaml:5: entry app:dep.views: field component: component wippy/views is neither provided "
-        "by this runtime nor vendored under .wippy/vendor/wippy/views"
+        "src/_index.yaml:5: entry app:dep.widgets: field component: component acme/widgets is neither provided "
+        "by this runtime nor vendored under .wippy/vendor/acme/widgets"
     ]
 
 
