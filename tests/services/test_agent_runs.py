@@ -273,3 +273,23 @@ async def test_a_delegation_is_a_run_of_its_own_resumed_with_its_parent(weather_
         assert report["identical"] and report["steps_from_log"] == 2
         sub = await replay(proc, "order-7/d1")  # a delegation replays on its own too
         assert sub["identical"] and sub["agent"] == "app:forecaster" and sub["result"] == "Sunny tomorrow."
+
+
+TRACK = Entry("app:track", "function.lua", {}, {"method": "call", "modules": ["events"], "source": """
+    local events = require("events")
+    return { call = function(model, prompt_tokens)
+        events.send("usage", "tracked", "/" .. model, { prompt = prompt_tokens })
+        return "u-" .. tostring(prompt_tokens)
+    end }"""})
+TRACKER = Entry("app:usage", "contract.binding", {}, {"contracts": [
+    {"contract": "wippy.llm:usage_tracker", "default": True, "methods": {"track_usage": "app:track"}}]})
+
+
+async def test_steps_from_the_log_are_not_tracked_as_usage_again(weather_app: App, llm_fake: FakeLlm) -> None:
+    llm_fake.queue(tool_call("weather", {"city": "Oslo"}), reply("It is sunny in Oslo."))
+    async with weather_app.node() as proc:
+        await proc.apply(TRACK, TRACKER)  # the runtime declares the contract: a binding is enough
+        await proc.run("app:ask", "Weather in Oslo?", "order-8")
+        await proc.run("app:ask", "Weather in Oslo?", "order-8")  # every step from the log
+        tracked = await proc.node.registry.query("SELECT count(*) AS n FROM events WHERE system = 'usage'")
+        assert tracked == [{"n": 2}]  # the two model calls, once each

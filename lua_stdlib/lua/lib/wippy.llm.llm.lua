@@ -126,7 +126,9 @@ end
 local function tracked(options, run)
     local card = resolved_card(options)
     local resp, err = run(card)
-    if resp then track_usage(resp, options, card) end
+    -- a step of a durable run answered from the log used no tokens now: nothing to track
+    local from_log = resp and type(resp.metadata) == "table" and resp.metadata.from_log
+    if resp and not from_log then track_usage(resp, options, card) end
     return resp, err
 end
 
