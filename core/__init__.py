@@ -11,6 +11,7 @@ from ._agent_records import RUN_FINISHED as AGENT_RUN_FINISHED
 from ._agent_records import RUN_RECORD_TYPES as AGENT_RUN_RECORD_TYPES
 from ._agent_records import RUN_STARTED as AGENT_RUN_STARTED
 from ._agent_records import TOOL_RESULT as AGENT_TOOL_RESULT
+from ._agent_records import TOOL_STARTED as AGENT_TOOL_STARTED
 from ._agent_records import cap_run_body as cap_run_body
 from ._agent_records import is_truncated as is_truncated
 from ._changeset import AppliedOp as AppliedOp
@@ -163,6 +164,7 @@ __all__ = [
     "AGENT_RUN_RECORD_TYPES",
     "AGENT_RUN_STARTED",
     "AGENT_TOOL_RESULT",
+    "AGENT_TOOL_STARTED",
     "CONTRACT_BINDING_KIND",
     "CONTRACT_DEFINITION_KIND",
     "DB_KINDS",

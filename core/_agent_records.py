@@ -16,6 +16,9 @@ Types, schema 1 (bodies; large fields capped like ``llm.call``'s, listed in ``tr
                         context, tools, delegates, overlays, trait contributions, compiled_at),
                         input (the conversation the run started from), options {max_turns, context,
                         tool_call}, enable_cache, truncated
+    agent.tool.started  run_id, turn, call_id, name, registry_id | None, agent_id | None: a tool call
+                        (or delegation) begins; appended without waiting (it informs, nothing
+                        waits on it), so a run resumed after a crash knows which tool may have run
     agent.tool.result   run_id, turn, call_id, name, registry_id | None, agent_id | None (a
                         delegation), arguments, result (the text the model gets back), is_error,
                         latency_ms, started_at (unix ns), truncated
@@ -36,13 +39,14 @@ import orjson
 from ._records import register_type
 
 RUN_STARTED: Final = "agent.run.started"
+TOOL_STARTED: Final = "agent.tool.started"
 TOOL_RESULT: Final = "agent.tool.result"
 RUN_FINISHED: Final = "agent.run.finished"
-for _type in (RUN_STARTED, TOOL_RESULT, RUN_FINISHED):
+for _type in (RUN_STARTED, TOOL_STARTED, TOOL_RESULT, RUN_FINISHED):
     register_type(_type, 1)
 
 #: every record type that belongs to a run (with ``llm.call``, when it carries a run id)
-RUN_RECORD_TYPES: Final = (RUN_STARTED, TOOL_RESULT, RUN_FINISHED)
+RUN_RECORD_TYPES: Final = (RUN_STARTED, TOOL_STARTED, TOOL_RESULT, RUN_FINISHED)
 
 #: room kept for the envelope and the uncapped fields
 ENVELOPE_ROOM: Final = 4096
@@ -123,6 +127,8 @@ def cap_run_body(record_type: str, body: dict[str, Any], max_payload: int) -> di
             ("input", None, large), ("config", None, small), ("spec", None, small), ("options", None, small))
     elif record_type == TOOL_RESULT:
         caps = (("arguments", None, small), ("result", None, large))
+    elif record_type == TOOL_STARTED:
+        caps = ()
     else:
         caps = (("result", None, large), ("error", None, small))
     return cap_fields(body, caps, max_payload)

@@ -13,7 +13,9 @@ The durable runs of ``runner:run`` (services/_agent_runs.py, the node's ``ctx.ag
 without a journal (a host outside a node) runs are not recorded and these answer at once:
 
     begin_run(run_id, beginning, resume) -> {resumed, recorded_turns, finished}, err
-    recorded_tool(run_id, turn, call_id) -> result_text, is_error   (nil: run the tool), err
+    recorded_tool(run_id, turn, call_id, {name, registry_id, agent_id})
+        -> {result, is_error} (from the log) | {maybe_ran} (run the tool; maybe_ran: an earlier
+           attempt started it and the log has no result), err
     record_tool(run_id, body) -> true, err          (the result is in the log before it returns)
     finish_run(run_id, finished) -> true, err
 
@@ -143,15 +145,17 @@ def _build(host: LuaHost) -> Any:  # noqa: PLR0915 - one closure per Lua-facing 
             return vm.to_lua(info), None
         return journaled(make)
 
-    def recorded_tool(run: Any = None, turn: Any = None, call_id: Any = None) -> Any:
+    def recorded_tool(run: Any = None, turn: Any = None, call_id: Any = None, call: Any = None) -> Any:
         if journal is None:
-            return None, None
+            return vm.to_lua({"maybe_ran": False}), None
+        info = plain(call) if call is not None else {}
 
         async def make() -> tuple[Any, ...]:
-            found = await journal.tool_result(str(run), int(turn), str(call_id))
+            run_id, step, cid = str(run), int(turn), str(call_id)
+            found = await journal.tool_result(run_id, step, cid, info if isinstance(info, dict) else None)
             if found is None:
-                return None, None
-            return str(found.get("result") or ""), bool(found.get("is_error"))
+                return vm.to_lua({"maybe_ran": journal.may_have_run(run_id, step, cid)}), None
+            return vm.to_lua({"result": str(found.get("result") or ""), "is_error": bool(found.get("is_error"))}), None
         return journaled(make)
 
     def record_tool(run: Any = None, body: Any = None) -> Any:

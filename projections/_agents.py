@@ -11,10 +11,11 @@ when the model declares no pricing), ``error_type``/``error`` are set for a fail
 its token columns are 0).
 
 ``agent_steps`` has one row per record of an agent run: ``started`` (``agent.run.started``, also
-when a run resumes), ``call`` (an ``llm.call`` with a run id), ``tool`` (``agent.tool.result``)
-and ``finished`` (``agent.run.finished``). It is also the index a resuming run and ``wippy agents
-replay`` read their run's records through (by ``seq``). The ``agent_runs`` view folds it into
-one row per run (see projections/_duckdb.py).
+when a run resumes), ``call`` (an ``llm.call`` with a run id), ``tool_started``
+(``agent.tool.started``), ``tool`` (``agent.tool.result``) and ``finished``
+(``agent.run.finished``). It is also the index a resuming run and ``wippy agents replay`` read
+their run's records through (by ``seq``). The ``agent_runs`` view folds it into one row per run
+(see projections/_duckdb.py).
 
 The requests and responses themselves stay in the records; the tables are for accounting,
 latency and run queries. Rows are appended in batches with the checkpoint in the same
@@ -33,6 +34,7 @@ from wippy.core import (
     AGENT_RUN_FINISHED,
     AGENT_RUN_STARTED,
     AGENT_TOOL_RESULT,
+    AGENT_TOOL_STARTED,
     LLM_CALL_RECORD,
     EventStore,
     RecordError,
@@ -47,7 +49,8 @@ LLM_CALLS: Final = "llm_calls"
 AGENT_STEPS: Final = "agent_steps"
 #: the tables this projection writes (what a rebuild swaps)
 AGENTS_TABLES: Final = (LLM_CALLS, AGENT_STEPS)
-_TYPES: Final = frozenset({LLM_CALL_RECORD, AGENT_RUN_STARTED, AGENT_TOOL_RESULT, AGENT_RUN_FINISHED})
+_TYPES: Final = frozenset({LLM_CALL_RECORD, AGENT_RUN_STARTED, AGENT_TOOL_STARTED, AGENT_TOOL_RESULT,
+                           AGENT_RUN_FINISHED})
 
 
 def _int(value: Any) -> int:
@@ -89,7 +92,8 @@ class AgentsBatch:
             self.steps.append(step)
 
 
-_STEP_TYPES: Final = {AGENT_RUN_STARTED: "started", AGENT_TOOL_RESULT: "tool", AGENT_RUN_FINISHED: "finished"}
+_STEP_TYPES: Final = {AGENT_RUN_STARTED: "started", AGENT_TOOL_STARTED: "tool_started", AGENT_TOOL_RESULT: "tool",
+                      AGENT_RUN_FINISHED: "finished"}
 
 
 def _call_row(seq: int, at: int, node: str, b: dict[str, Any]) -> tuple[Any, ...]:
@@ -128,6 +132,9 @@ def _step_row(seq: int, at: int, node: str, kind: str, b: dict[str, Any]) -> tup
         error = b.get("error") or {}
         is_error = bool(error)
         detail = {"finish_reason": response.get("finish_reason") if isinstance(response, dict) else None}
+    elif kind == "tool_started":
+        name = _str(b.get("name"))
+        detail = {"registry_id": b.get("registry_id"), "agent_id": b.get("agent_id")}
     elif kind == "tool":
         name, is_error = _str(b.get("name")), bool(b.get("is_error"))
         detail = {"registry_id": b.get("registry_id"), "agent_id": b.get("agent_id"), "latency_ms": b.get("latency_ms")}

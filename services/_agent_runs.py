@@ -41,11 +41,13 @@ from wippy.core import (
     AGENT_RUN_FINISHED,
     AGENT_RUN_STARTED,
     AGENT_TOOL_RESULT,
+    AGENT_TOOL_STARTED,
     LLM_CALL_RECORD,
     EventStore,
     NotFoundError,
     Record,
     RecordError,
+    WippyError,
     cap_run_body,
     is_truncated,
 )
@@ -92,6 +94,8 @@ class _Run:
     beginning: dict[str, Any] = field(default_factory=dict)
     #: steps taken from the log
     from_log: int = 0
+    #: (turn, call id) of tool calls an earlier attempt started and the log holds no result of
+    started_tools: set[tuple[int, str]] = field(default_factory=set)
 
 
 class RunJournal:
@@ -170,24 +174,33 @@ class RunJournal:
         self.replayed_steps += 1 if self.replay else 0
         return body
 
-    async def tool_result(self, run_id: str, turn: int, call_id: str) -> dict[str, Any] | None:
+    async def tool_result(self, run_id: str, turn: int, call_id: str,
+                          call: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """The recorded ``agent.tool.result`` body of one tool call when the run takes it from the
-        log; None when the tool must run (and :meth:`record_tool` be called)."""
+        log; None when the tool must run now (then :meth:`record_tool`): the journal notes that it
+        starts (an ``agent.tool.started`` record, not waited for; ``call`` gives its name and ids)."""
         run = self._runs.get(run_id)
-        if run is None or run.live:
-            self._clock[(run_id, turn, call_id)] = (time.monotonic(), time.time_ns())
-            return None
-        body = run.tools.get((turn, call_id))
-        if body is None or is_truncated(body.get("result")):
+        body = None if run is None or run.live else run.tools.get((turn, call_id))
+        if run is not None and not run.live and (body is None or is_truncated(body.get("result"))):
             what = "missing_tool" if body is None else "truncated"
             if self.replay:
                 self._diverge(run_id, turn, what, f"tool call {call_id} has no recorded result"
                               if body is None else f"the result of tool call {call_id} was too large for the log")
                 raise ReplayStop(f"replay of {run_id}: step {turn}'s tool call {call_id} is not in the log")
             await self._go_live(run, turn, None)
-            self._clock[(run_id, turn, call_id)] = (time.monotonic(), time.time_ns())
-            return None
-        return body
+            body = None
+        if body is not None:
+            return body
+        self._clock[(run_id, turn, call_id)] = (time.monotonic(), time.time_ns())
+        info = {k: v for k, v in (call or {}).items() if k in ("name", "registry_id", "agent_id")}
+        await self._note(AGENT_TOOL_STARTED, {**info, "run_id": run_id, "turn": turn, "call_id": call_id})
+        return None
+
+    def may_have_run(self, run_id: str, turn: int, call_id: str) -> bool:
+        """Whether an earlier attempt of this run started this tool call and the log holds no result
+        of it (the node stopped while it ran): running it again may repeat what it did."""
+        run = self._runs.get(run_id)
+        return run is not None and (turn, call_id) in run.started_tools
 
     async def record_tool(self, run_id: str, body: Mapping[str, Any]) -> None:
         """Append one tool call's result (acknowledged before this returns)."""
@@ -237,20 +250,42 @@ class RunJournal:
                 run.calls[turn] = body
             elif record.type == AGENT_TOOL_RESULT and isinstance(turn, int):
                 run.tools[(turn, str(body.get("call_id")))] = body
+            elif record.type == AGENT_TOOL_STARTED and isinstance(turn, int):
+                run.started_tools.add((turn, str(body.get("call_id"))))
             elif record.type == AGENT_RUN_FINISHED:
                 run.finished = body
         run.recorded = run.started is not None
+        run.started_tools -= set(run.tools)  # started and finished: nothing uncertain about them
 
     async def _go_live(self, run: _Run, turn: int, diverged: dict[str, Any] | None) -> None:
         """From step ``turn`` on the run does what the log does not hold: forget its records (a live
         run never reads them again) and say so in the log."""
         run.live = True
         run.calls, run.tools, run.finished = {}, {}, None  # a live run reads no more records
+        if diverged is not None:  # a different request: its tool calls are not the ones started before
+            run.started_tools.clear()
         beginning, run.beginning = run.beginning, {}
         await self._append(AGENT_RUN_STARTED, {**beginning, "run_id": run.run_id, "resumed": True,
                                                "from_turn": turn, "diverged": diverged})
         log.info("agent run %s resumed: %d steps from the log, live from step %d%s", run.run_id, run.from_log,
                  turn, f" ({diverged['reason']})" if diverged else "")
+
+    async def _note(self, record_type: str, body: dict[str, Any]) -> None:
+        """Append a record without waiting for the log (what it says is informative: nothing
+        waits on it); a failure is logged."""
+        if self.replay:
+            return
+        try:
+            ack = await self.store.publish_pipelined(self._subject, self._encode(record_type, body))
+        except WippyError as exc:
+            log.warning("a %s record of agent run %s was not written: %s", record_type, body.get("run_id"), exc)
+            return
+        ack.add_done_callback(_log_failure)
+
+    def _encode(self, record_type: str, body: dict[str, Any]) -> bytes:
+        plain = orjson.loads(orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS))
+        capped = cap_run_body(record_type, plain, self.store.max_payload)
+        return Record(type=record_type, body=capped, node=self.node).encode()
 
     async def _append(self, record_type: str, body: dict[str, Any]) -> None:
         plain = orjson.loads(orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS))
@@ -273,6 +308,11 @@ class RunJournal:
             return
         if recorded.get("result") != finished.get("result"):
             self._diverge(run.run_id, None, "result", "the final answer differs from the recorded one")
+
+
+def _log_failure(ack: Any) -> None:
+    if not ack.cancelled() and ack.exception() is not None:
+        log.warning("an agent run record was not acknowledged: %s", ack.exception())
 
 
 def request_hash(request: Mapping[str, Any]) -> str:

@@ -119,9 +119,10 @@ async def test_a_run_leaves_every_step_in_the_log(weather_app: App, llm_fake: Fa
         assert err is None and answer == {"answer": "It is sunny in Oslo.", "turns": 2, "run_id": "order-1"}
         records = await run_records(proc, "order-1")
         assert [(t, b.get("turn")) for t, b in records] == [
-            ("agent.run.started", None), ("llm.call", 1), ("agent.tool.result", 1), ("llm.call", 2),
-            ("agent.run.finished", None)]
-        started, call1, tool, _call2, finished = (b for _t, b in records)
+            ("agent.run.started", None), ("llm.call", 1), ("agent.tool.started", 1), ("agent.tool.result", 1),
+            ("llm.call", 2), ("agent.run.finished", None)]
+        started, call1, tool_started, tool, _call2, finished = (b for _t, b in records)
+        assert (tool_started["name"], tool_started["registry_id"]) == ("weather", "app:weather")
         assert started["agent"] == "app:assistant" and started["resumed"] is False and started["from_turn"] == 1
         assert started["input"][0]["role"] == "user" and started["options"]["max_turns"] == 10
         assert call1["pid"] == started["pid"] and call1["pid"].startswith("{")  # the calling process
@@ -137,8 +138,8 @@ async def test_a_run_leaves_every_step_in_the_log(weather_app: App, llm_fake: Fa
         steps = await proc.node.registry.query(
             "SELECT type, turn, name FROM agent_steps WHERE run_id = 'order-1' ORDER BY seq")
         assert [(s["type"], s["turn"], s["name"]) for s in steps] == [
-            ("started", None, None), ("call", 1, None), ("tool", 1, "weather"), ("call", 2, None),
-            ("finished", 2, None)]
+            ("started", None, None), ("call", 1, None), ("tool_started", 1, "weather"), ("tool", 1, "weather"),
+            ("call", 2, None), ("finished", 2, None)]
         calls = await proc.node.registry.query("SELECT turn, pid FROM llm_calls WHERE run_id = 'order-1' ORDER BY seq")
         assert [c["turn"] for c in calls] == [1, 2] and calls[0]["pid"] == started["pid"]
 
@@ -293,3 +294,37 @@ async def test_steps_from_the_log_are_not_tracked_as_usage_again(weather_app: Ap
         await proc.run("app:ask", "Weather in Oslo?", "order-8")  # every step from the log
         tracked = await proc.node.registry.query("SELECT count(*) AS n FROM events WHERE system = 'usage'")
         assert tracked == [{"n": 2}]  # the two model calls, once each
+
+
+SLOW = Entry("app:slow", "function.lua", {"type": "tool", "input_schema": {"type": "object"}}, {
+    "method": "call", "modules": ["ctx", "time"], "source": """
+    local ctx = require("ctx")
+    local time = require("time")
+    return { call = function(args)
+        if ctx.get("tool_retry") then return "retried, carefully" end
+        time.sleep("1h")  -- the first attempt never ends: the node stops while it runs
+        return "too late"
+    end }"""})
+
+
+async def test_a_tool_cut_short_by_a_stop_runs_again_knowing_it_may_have_run(weather_app: App,
+                                                                          llm_fake: FakeLlm) -> None:
+    llm_fake.queue(tool_call("slow", {}, call_id="s1"))
+    async with weather_app.node() as proc:
+        agent = proc.node.registry.get("app:assistant")
+        assert agent is not None
+        await proc.apply(SLOW, Entry(agent.id, agent.kind, agent.meta, {**agent.data, "tools": ["app:slow"]}))
+        proc.spawn("app:ask", "Do it.", "order-9")
+        async with asyncio.timeout(20):
+            while not [t for t, _b in await run_records(proc, "order-9") if t == "agent.tool.started"]:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)  # polling the log for the tool's start
+        steps = await proc.node.registry.query(
+            "SELECT type, name FROM agent_steps WHERE run_id = 'order-9' ORDER BY seq")
+        assert steps[-1] == {"type": "tool_started", "name": "slow"}
+    llm_fake.queue(reply("Done."))
+    async with weather_app.node() as proc:
+        answer, err = await proc.run("app:ask", "Do it.", "order-9")
+        assert err is None and answer["answer"] == "Done."
+        sent = llm_fake.last("openai.chat").body["messages"]
+        assert sent[-1]["role"] == "tool" and sent[-1]["content"] == "retried, carefully"
+        assert len([r for r in llm_fake.requests if r.api == "openai.chat"]) == 2  # step 1 came from the log

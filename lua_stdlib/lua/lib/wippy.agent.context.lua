@@ -223,7 +223,7 @@ end
 
 -- the result text of one tool call: what the tool returned (text as it is, other values as JSON),
 -- or {"error": ...}; and whether it is an error
-local function call_tool(call, run_context)
+local function call_tool(call, run_context, maybe_ran)
     if not call.registry_id then
         return error_text("unknown tool: " .. tostring(call.name)), true
     end
@@ -231,6 +231,7 @@ local function call_tool(call, run_context)
     if arg_err then return error_text(arg_err), true end
     local call_context = merged(call.context, run_context)
     call_context.call_id = call.id
+    if maybe_ran then call_context.tool_retry = true end  -- ours: it may have run before this call
     local result, err = funcs.new():with_context(call_context):call(call.registry_id, args)
     if err then return error_text(err), true end
     if type(result) == "string" then return result, false end
@@ -278,10 +279,12 @@ end
 -- running it, its result in the log before the model sees it
 local function journaled(state, call, run_it)
     local turn = state.turns
-    local recorded, _, err = agent_host.recorded_tool(state.run_id, turn, call.id)
+    local found, err = agent_host.recorded_tool(state.run_id, turn, call.id, {
+        name = call.name, registry_id = call.registry_id, agent_id = call.agent_id,
+    })
     if err then return nil, err end
-    if recorded ~= nil then return recorded end
-    local text, is_error = run_it()
+    if found.result ~= nil then return found.result end
+    local text, is_error = run_it(found.maybe_ran)
     local ok, record_err = agent_host.record_tool(state.run_id, {
         turn = turn, call_id = call.id, name = call.name, registry_id = call.registry_id, agent_id = call.agent_id,
         arguments = call.arguments, result = text, is_error = is_error == true,
@@ -327,7 +330,9 @@ local function run_steps(self, builder, options, depth, max_turns, state)
             return response
         end
         for _, call in ipairs(calls) do
-            local text, rec_err = journaled(state, call, function() return call_tool(call, options.context) end)
+            local text, rec_err = journaled(state, call, function(maybe_ran)
+                return call_tool(call, options.context, maybe_ran)
+            end)
             if text == nil then return nil, rec_err end
             add_exchange(builder, call, text)
         end
