@@ -328,3 +328,29 @@ async def test_a_tool_cut_short_by_a_stop_runs_again_knowing_it_may_have_run(wea
         sent = llm_fake.last("openai.chat").body["messages"]
         assert sent[-1]["role"] == "tool" and sent[-1]["content"] == "retried, carefully"
         assert len([r for r in llm_fake.requests if r.api == "openai.chat"]) == 2  # step 1 came from the log
+
+
+@pytest.mark.parametrize("stop_at", [1, 2, 3, 4])
+async def test_a_run_stopped_at_any_model_call_resumes_to_the_same_answer(weather_app: App, llm_fake: FakeLlm,
+                                                                          stop_at: int) -> None:
+    """Four steps (three tool calls, then the answer); the node stops while step ``stop_at`` waits for
+    the model. The resumed run asks the model only from that step on, and runs each tool once."""
+    script = [tool_call("weather", {"city": c}, call_id=f"w{i}") for i, c in enumerate(("Oslo", "Rome", "Lima"), 1)]
+    script.append(reply("Sunny everywhere."))
+    llm_fake.queue(*script[:stop_at - 1], reply("never read", delay=60))
+    async with weather_app.node() as proc:
+        proc.spawn("app:ask", "Weather in three cities?", "order-10")
+        async with asyncio.timeout(20):
+            while len(llm_fake.requests) < stop_at:  # noqa: ASYNC110 - the fake has no event
+                await asyncio.sleep(0.01)
+    llm_fake.queue(*script[stop_at - 1:])
+    before = len(llm_fake.requests)
+    async with weather_app.node() as proc:
+        answer, err = await proc.run("app:ask", "Weather in three cities?", "order-10")
+        assert err is None and answer == {"answer": "Sunny everywhere.", "turns": 4, "run_id": "order-10"}
+        assert len(llm_fake.requests) - before == 4 - stop_at + 1  # the steps from stop_at on
+        results = [b for t, b in await run_records(proc, "order-10") if t == "agent.tool.result"]
+        assert [json.loads(b["result"])["forecast"] for b in results] == [
+            "sunny in Oslo", "sunny in Rome", "sunny in Lima"]  # each tool once, in order
+        final = llm_fake.last("openai.chat").body["messages"]
+        assert [m["role"] for m in final].count("tool") == 3
