@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 
 #: ``org/module`` as written in ``ns.dependency.component``. Parts start with a word character, so
@@ -19,10 +20,17 @@ COMPONENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*/[A-Za-z0-9_][A-Za-z0
 
 @dataclass(frozen=True, slots=True)
 class NativeComponent:
-    """A hub component (``org/module``) whose public API the runtime implements itself."""
+    """A hub component (``org/module``) whose public API the runtime implements itself.
+
+    ``bundle`` is an optional directory of definition files shipped with the runtime (absolute, as
+    the registering module resolved it): the entries a hub copy would add to the app beyond its
+    libraries (HTTP endpoints, requirements, ...). The loader reads them like a vendored module's
+    ``src/`` and links them with the dependency's parameters, while the component stays native.
+    """
 
     name: str
     description: str
+    bundle: Path | None = None
 
 
 _REGISTRY: dict[str, NativeComponent] = {}

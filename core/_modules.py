@@ -5,7 +5,10 @@ Three entry kinds carry it, all stored as plain data: ``ns.definition`` describe
 (``org/module``) and fills its holes with ``parameters``. A dependency is satisfied either by the
 runtime itself (a native component, see ``_components``) or by a module unpacked under
 ``<modules dir>/vendor/<org>/<module>/`` (``wippy.yaml`` + ``src/``), whose own dependencies are
-resolved the same way, each component once.
+resolved the same way, each component once. A native component may carry a bundle of entries
+(``NativeComponent.bundle``): they are loaded and linked like a vendored module's, except that the
+targets of a requirement left without a value are left out (with a warning) instead of failing the
+app on a dangling reference, since the app never chose to copy them in.
 
 The link stage then gives every requirement its value (a parameter named like the requirement,
 bare or by full id; else its ``default``; else it stays open, with a warning) and writes that
@@ -173,7 +176,12 @@ class _Linker:
         return _Declaration(loaded, name, version, params, from_app)
 
     def _locate(self, name: str) -> str:
-        if name in self._native:
+        native = self._native.get(name)
+        if native is not None:
+            if native.bundle is not None:
+                entries, errors = self._reader.entries(native.bundle, native.bundle)
+                self._out.errors.extend(errors)
+                self._loaded.append(_Component(name, entries))
             return "native"
         org, module = name.split("/")
         module_root = self._vendor / org / module
@@ -227,22 +235,42 @@ class _Linker:
         index: dict[str, int] = {}
         for position, loaded in enumerate(entries):
             index.setdefault(loaded.entry.id, position)
+        left_out: set[str] = set()
         for component in self._loaded:
             params: dict[str, tuple[Any, _Declaration]] = {}
             declarations = self._declared.get(component.name, []) if component.name else []
             for declaration in declarations:
                 for key, value in declaration.parameters.items():
                     params.setdefault(key, (value, declaration))
+            # a native component's own code may read parameters its bundle does not declare
+            native = component.name is not None and self._state.get(component.name) == "native"
             used: set[str] = set()
             for loaded in component.entries:
-                if loaded.entry.kind == "ns.requirement":
-                    self._fill(loaded, params, used, index)
+                if loaded.entry.kind == "ns.requirement" and not self._fill(loaded, params, used, index) and native:
+                    left_out |= self._left_out(loaded)
             for key, (_, declaration) in params.items():
-                if key not in used:
+                if key not in used and not native:
                     self._out.warnings.append(
                         f"{declaration.loaded.origin}: {declaration.loaded.entry.id} passes parameter "
                         f"{key!r}, but {component.name} has no such requirement"
                     )
+        if left_out:
+            self._out.entries = [loaded for loaded in entries if loaded.entry.id not in left_out]
+
+    def _left_out(self, requirement: LoadedEntry) -> set[str]:
+        """The targets of a native bundle's requirement that got no value, dropped with a warning."""
+        targets = requirement.entry.data.get("targets")
+        ids = {
+            _target_id(requirement.entry, target["entry"])
+            for target in (targets if isinstance(targets, list) else ())
+            if isinstance(target, dict) and isinstance(target.get("entry"), str)
+        }
+        if ids:
+            self._out.warnings.append(
+                f"{requirement.origin}: the runtime leaves out what {requirement.entry.id} would wire: "
+                f"{', '.join(sorted(ids))}"
+            )
+        return ids
 
     def _fill(
         self,
@@ -250,7 +278,8 @@ class _Linker:
         params: dict[str, tuple[Any, _Declaration]],
         used: set[str],
         index: dict[str, int],
-    ) -> None:
+    ) -> bool:
+        """Write the requirement's value into its targets; False when it has no value."""
         entry = requirement.entry
         given = entry.name if entry.name in params else entry.id if entry.id in params else None
         if given is not None:
@@ -263,13 +292,13 @@ class _Linker:
                 f"{requirement.origin}: requirement {entry.id} is not provided: no dependency passes "
                 f"a parameter {entry.name!r} and it has no default"
             )
-            return
+            return False
         targets = entry.data.get("targets")
         if targets is None:
-            return
+            return True
         if not isinstance(targets, list):
             self._error(requirement, "must be a list of {entry, path}", "targets")
-            return
+            return True
         entries = self._out.entries
         for number, target in enumerate(targets):
             if (
@@ -280,7 +309,7 @@ class _Linker:
                 reason = "must be a mapping with entry and path strings"
                 self._error(requirement, reason, f"targets[{number}]")
                 continue
-            target_id = target["entry"] if ":" in target["entry"] else f"{entry.ns}:{target['entry']}"
+            target_id = _target_id(entry, target["entry"])
             position = index.get(target_id)
             if position is None:
                 reason = f"target entry {target_id} does not exist"
@@ -292,11 +321,17 @@ class _Linker:
                 self._error(requirement, f"{target_id}: {e.reason}", f"targets[{number}].path")
                 continue
             entries[position] = replace(entries[position], entry=changed)
+        return True
 
     def _error(self, loaded: LoadedEntry, reason: str, field_name: str) -> None:
         self._out.errors.append(
             DefinitionError(reason, where=loaded.origin, entry=loaded.entry.id, field=field_name)
         )
+
+
+def _target_id(requirement: Entry, target: str) -> str:
+    """A requirement's target entry as a full id (a bare name is in the requirement's namespace)."""
+    return target if ":" in target else f"{requirement.ns}:{target}"
 
 
 def inject(entry: Entry, path: str, value: Any) -> Entry:

@@ -5,6 +5,8 @@ Wippy's framework features are hub components of plain Lua that an app declares 
 provides some of them natively: each library here is registered with its component (so the loader
 accepts the dependency without a vendored copy) and served by ``native_library`` when an import
 names an id the registry does not hold. A vendored or app-defined entry with the same id wins.
+A component may also bring entries of its own (``components/<org.module>/``, e.g. the views HTTP
+API), which the loader links into the app like a vendored module's.
 
 A native library is an ordinary ``library.lua`` entry built from the shipped file, with its own
 ``modules:`` allowlist and ``imports:``; it is compiled and sandboxed like any other entry.
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 from wippy.core import Entry, NativeComponent, register_native_component
 
@@ -35,7 +38,8 @@ _COMPONENTS = (
     NativeComponent("wippy/agent", "Agent library: declarative agents with tools, traits, delegates and a run loop"),
     NativeComponent("wippy/embeddings", "Embeddings library: vectors in a DuckDB target_db, search by text or vector"),
     NativeComponent("wippy/views", "Views library: server-rendered Jet pages, the page, component and resource "
-                                   "registries, env mappings"),
+                                   "registries, env mappings, and their HTTP API on the app's api_router",
+                    bundle=Path(str(resources.files("wippy.lua_stdlib").joinpath("components", "wippy.views")))),
 )
 
 _LIBRARIES: dict[str, _Library] = {
