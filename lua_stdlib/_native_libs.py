@@ -93,7 +93,8 @@ _LIBRARIES: dict[str, _Library] = {
     ),
     "wippy.views:component_registry": _Library(
         component="wippy/views",
-        modules=("registry", "security", "env"),
+        modules=("registry", "security"),
+        imports=(("page_registry", "wippy.views:page_registry"),),
         comment="View components (meta.type view.component): list, get, by tag name, base URLs, access",
     ),
     "wippy.views:resource_registry": _Library(

@@ -6,7 +6,7 @@
 -- Wippy's: value, or nil and an error string.
 local registry = require("registry")
 local security = require("security")
-local env = require("env")
+local page_registry = require("page_registry")
 
 local components = {}
 
@@ -82,25 +82,10 @@ function components.find_by_tag_name(tag_name)
     return component_of(entries[1])
 end
 
--- The component's url (plus base_path) as an absolute base URL ending in "/"; a relative url is
--- prefixed with the PUBLIC_API_URL env variable when that is set.
+-- The component's url (plus base_path) as an absolute base URL ending in "/", as a page's (a
+-- relative url is prefixed with the PUBLIC_API_URL env variable when that is set).
 function components.resolve_base_url(component)
-    local base = component.url or ""
-    local base_path = component.base_path or ""
-    if base_path ~= "" then
-        if base:sub(-1) ~= "/" then
-            base = base .. "/"
-        end
-        base = base .. base_path
-    end
-    local origin = env.get("PUBLIC_API_URL") or ""
-    if origin ~= "" and base ~= "" and not base:match("^https?://") then
-        base = origin .. base
-    end
-    if base ~= "" and base:sub(-1) ~= "/" then
-        base = base .. "/"
-    end
-    return base
+    return page_registry.resolve_base_url(component)
 end
 
 -- Whether the task's actor may use the component: always when it is not secure; otherwise only
