@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _agents_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     ag = sub.add_parser("agents", parents=[common], help="agent runs recorded in the log")
     asub = ag.add_subparsers(dest="agents_command", metavar="SUBCOMMAND")
+    p = asub.add_parser("show", parents=[common], help="a recorded agent run, step by step, from the log")
+    p.add_argument("run", metavar="RUN_ID")
     p = asub.add_parser("replay", parents=[common],
                         help="run a recorded agent run again from the log (no model or tool calls) and "
                              "report where it differs; exit status 1 when it does")
@@ -255,6 +257,8 @@ def _request(ns: argparse.Namespace, cfg: CliConfig) -> tuple[str, dict[str, Any
     if ns.command == "query":
         return "query", {"sql": ns.sql, "at": ns.at}
     if ns.command == "agents":
+        if ns.agents_command == "show":
+            return "agents_show", {"run": ns.run}
         return "agents_replay", {"run": ns.run, "at": ns.at}
     sub = ns.registry_command
     if sub == "apply":
@@ -323,6 +327,8 @@ def _print(verb: str, result: Any, cfg: CliConfig) -> None:
                      [[h["version"], h["at"], h["author"], h["op"], h["kind"], h["origin"]] for h in result])
     elif verb == "agents_replay":
         output.replay_report(result)
+    elif verb == "agents_show":
+        output.run_timeline(result)
     elif verb == "diff":
         marks = {"create": "+", "delete": "-", "update": "~"}
         for d in result:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -63,8 +64,9 @@ def warnings(items: Sequence[str], err: TextIO = sys.stderr) -> None:
         err.write(f"warning: {w}\n")
 
 
-def replay_report(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
+def replay_report(report: dict[str, Any], out: TextIO | None = None) -> None:
     """What `wippy agents replay` found: the run, how it went, each divergence."""
+    out = out or sys.stdout
     version = report.get("registry_version")
     recorded = report.get("recorded_version")
     against = f"registry version {version}" + ("" if version == recorded else f" (the run started at {recorded})")
@@ -80,3 +82,50 @@ def replay_report(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
     for d in divergences:
         where = f"step {d['turn']}" if d.get("turn") is not None else "end"
         print(f"DIVERGED at {where} ({d['what']}): {d['detail']}", file=out)
+
+
+def _head(value: Any, size: int = 160) -> str:
+    """A value as one short line (a capped field shows its size)."""
+    if isinstance(value, dict) and "$truncated" in value:
+        return f"<{value['$truncated']} bytes, capped in the log>"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= size else text[:size - 1] + "…"
+
+
+def run_timeline(records: Sequence[dict[str, Any]], out: TextIO | None = None) -> None:
+    """What `wippy agents show` prints: one line (or two) per record of the run."""
+    out = out or sys.stdout
+    for r in records:
+        b = r["body"]
+        kind = r["type"]
+        step = f"step {b['turn']}" if b.get("turn") is not None else ""
+        if kind == "agent.run.started":
+            how = "resumed from step {}".format(b.get("from_turn")) if b.get("resumed") else "started"
+            why = f" ({b['diverged']['reason']})" if isinstance(b.get("diverged"), dict) else ""
+            line = f"{how}{why}: agent {b.get('agent')} (model {b.get('model')}), registry version " \
+                   f"{b.get('registry_version')}, pid {b.get('pid')}"
+        elif kind == "llm.call":
+            response, error = b.get("response") or {}, b.get("error")
+            tokens = (response.get("tokens") or {}).get("total_tokens")
+            if error:
+                line = f"{step} model {b.get('model')} failed: {_head(error.get('message'))}"
+            else:
+                calls = ", ".join(f"{c.get('name')}({_head(c.get('arguments'), 60)})"
+                                  for c in response.get("tool_calls") or () if isinstance(c, dict))
+                line = f"{step} model {b.get('model')}: {response.get('finish_reason')}, {tokens} tokens, " \
+                       f"{b.get('latency_ms')} ms" + (f"; asks for {calls}" if calls else "") + \
+                       (f"\n    {_head(response.get('result'))}" if response.get("result") else "")
+        elif kind == "agent.tool.started":
+            line = f"{step} tool {b.get('name')} ({b.get('call_id')}) starts"
+        elif kind == "agent.tool.result":
+            line = f"{step} tool {b.get('name')} ({b.get('call_id')}) " + \
+                   ("failed" if b.get("is_error") else "answered") + \
+                   f" in {b.get('latency_ms')} ms: {_head(b.get('result'))}"
+        elif kind == "agent.run.finished":
+            line = f"{b.get('status')} after {b.get('turns')} steps" + \
+                   (f": {_head(b.get('result'))}" if b.get("result") else "") + \
+                   (f"; error: {_head(b.get('error'))}" if b.get("error") and b.get("error") != "nil" else "")
+        else:
+            line = kind
+        print(f"{r['seq']:>8}  {line.strip()}", file=out)

@@ -123,6 +123,25 @@ async def replay_run(svc: RegistryService, run_id: str, *, at: int | None = None
     }
 
 
+async def run_records(svc: RegistryService, run_id: str) -> list[dict[str, Any]]:
+    """``wippy agents show``: every record of a run, oldest first, as ``{seq, at, type, node, body}``
+    (the bodies as the log holds them, capped fields included)."""
+    projection = svc.agents_projection
+    if projection is None:
+        raise WippyError("this runtime has no agents projection to find runs in")
+    seqs = await projection.run_positions(run_id)
+    out = []
+    for seq, data in await projection.store.get_raw(projection.store.subjects.agents_stream, seqs):
+        record = Record.decode(data)
+        if record.body.get("run_id") == run_id:
+            out.append({"seq": seq, "at": record.at, "type": record.type, "node": record.node,
+                        "body": dict(record.body)})
+    if not out:
+        raise NotFoundError(f"agent run {run_id} has no records in the log (see `wippy query \"SELECT * FROM "
+                            f"agent_runs\"`)")
+    return out
+
+
 async def _started(projection: Any, run_id: str) -> dict[str, Any]:
     """The run's first ``agent.run.started`` body."""
     seqs = await projection.run_positions(run_id)

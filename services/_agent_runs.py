@@ -156,6 +156,7 @@ class RunJournal:
             reason = "the request differs from the recorded one"
             if self.replay:
                 self._diverge(run_id, turn, "request", request_difference(body.get("request"), request))
+                self.replayed_steps += 1
                 return body  # go on with what the model answered then
             await self._go_live(run, turn, {"turn": turn, "reason": reason})
             return None
@@ -171,7 +172,8 @@ class RunJournal:
             await self._go_live(run, turn, None)  # the step failed then: try it again
             return None
         run.from_log += 1
-        self.replayed_steps += 1 if self.replay else 0
+        if self.replay:
+            self.replayed_steps += 1
         return body
 
     async def tool_result(self, run_id: str, turn: int, call_id: str,

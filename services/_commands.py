@@ -13,7 +13,7 @@ from typing import Any
 
 from wippy.core import ConfigError, DefinitionError
 
-from ._agent_replay import replay_run
+from ._agent_replay import replay_run, run_records
 from ._registry import RegistryService
 
 Args = dict[str, Any]
@@ -112,6 +112,13 @@ async def _agents_replay(svc: RegistryService, a: Args, _c: CallContext) -> Any:
     return await replay_run(svc, run, at=_int(a, "at"))
 
 
+async def _agents_show(svc: RegistryService, a: Args, _c: CallContext) -> Any:
+    run = a.get("run")
+    if not isinstance(run, str) or not run:
+        raise DefinitionError("agents show needs the run id (see `wippy query \"SELECT * FROM agent_runs\"`)")
+    return await run_records(svc, run)
+
+
 COMMANDS: dict[str, Handler] = {
     "ping": _ping,
     "processes": _processes,
@@ -126,6 +133,7 @@ COMMANDS: dict[str, Handler] = {
     "diff": _diff,
     "query": _query,
     "agents_replay": _agents_replay,
+    "agents_show": _agents_show,
 }
 
 

@@ -215,7 +215,8 @@ async def test_a_failed_run_is_tried_again_when_resumed(weather_app: App, llm_fa
         assert (await agent_run(proc, "order-5"))["status"] == "completed"
 
 
-async def test_replay_is_identical_then_diverges_at_another_version(weather_app: App, llm_fake: FakeLlm) -> None:
+async def test_replay_is_identical_then_diverges_at_another_version(weather_app: App, llm_fake: FakeLlm,
+                                                                     capfd: pytest.CaptureFixture[str]) -> None:
     llm_fake.queue(tool_call("weather", {"city": "Oslo"}), reply("It is sunny in Oslo."))
     async with weather_app.node() as proc:
         await proc.run("app:ask", "Weather in Oslo?", "order-6")
@@ -229,6 +230,7 @@ async def test_replay_is_identical_then_diverges_at_another_version(weather_app:
         version = await proc.apply(Entry(agent.id, agent.kind, agent.meta, {**agent.data, "prompt": "Be terse."}))
         changed = await replay(proc, "order-6", at=version)
         assert not changed["identical"] and changed["registry_version"] == version
+        assert changed["steps_from_log"] == 2  # diverging steps still come from the log
         first = changed["divergences"][0]
         assert (first["turn"], first["what"]) == (1, "request")
         assert "message 1 (system) differs: the system prompt changed" in first["detail"]
@@ -241,6 +243,20 @@ async def test_replay_is_identical_then_diverges_at_another_version(weather_app:
             "--nats", str(weather_app.settings.nats_url), "--namespace", weather_app.settings.namespace]
     assert await asyncio.to_thread(main, args) == 0
     assert await asyncio.to_thread(main, [*args, "--at", str(version)]) == 1
+    capfd.readouterr()
+    show = ["agents", "show", "order-6", *args[3:]]
+    assert await asyncio.to_thread(main, show) == 0
+    lines = [line.strip() for line in capfd.readouterr().out.splitlines()]
+    shown = [line.split(None, 1)[1] if line.split(None, 1)[0].isdigit() else line for line in lines]
+    assert shown[0].startswith("started: agent app:assistant (model gpt-test), registry version 1, pid {")
+    assert shown[1].startswith("step 1 model gpt-test: tool_call, 18 tokens,")
+    assert shown[1].endswith('asks for weather({"city": "Oslo"})')
+    assert shown[2] == "step 1 tool weather (call_1) starts"
+    assert shown[3].startswith("step 1 tool weather (call_1) answered in ")
+    assert shown[3].endswith(': {"forecast":"sunny in Oslo"}')
+    assert shown[4].startswith("step 2 model gpt-test: stop, 18 tokens,")
+    assert shown[5:] == ["It is sunny in Oslo.", "completed after 2 steps: It is sunny in Oslo."]
+    assert await asyncio.to_thread(main, [*show[:2], "nope", *show[3:]]) == 1
 
 
 async def test_a_delegation_is_a_run_of_its_own_resumed_with_its_parent(weather_app: App, llm_fake: FakeLlm) -> None:
