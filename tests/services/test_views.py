@@ -458,7 +458,7 @@ _MAPPING = st.fixed_dictionaries({
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(_MAPPING, max_size=5))
+@given(st.lists(_MAPPING, max_size=5, unique_by=lambda m: m["id"]))  # entry ids are unique
 async def test_the_highest_priority_mapping_wins_each_name(shop: str, mappings: list[dict[str, Any]]) -> None:
     async with aiohttp.ClientSession() as s, s.post(f"{shop}/check/merge", json={"mappings": mappings}) as r:
         out = await r.json()
