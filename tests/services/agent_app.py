@@ -40,6 +40,22 @@ WEATHER_TOOL = """\
     source: file://weather.lua
     method: handler
 """
+#: an agent using the weather tool, and the process (ask.lua) that runs it; append to an index
+ASSISTANT_AND_ASK = """\
+  - name: assistant
+    kind: registry.entry
+    meta: {type: agent.gen1, name: assistant}
+    prompt: You answer weather questions.
+    model: gpt-test
+    tools: [app:weather]
+  - name: ask
+    kind: process.lua
+    source: file://ask.lua
+    method: main
+    imports:
+      agent_context: wippy.agent:context
+      prompt: wippy.llm:prompt
+"""
 WEATHER_LUA = """\
 local function handler(args: {city: string}): {forecast: string}
     return { forecast = "sunny in " .. args.city }

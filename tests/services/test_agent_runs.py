@@ -25,26 +25,12 @@ from wippy.core import Entry, load_app
 from wippy.ops._cli import main
 from wippy.services import Node, RuntimeSettings, StateDir, execute
 
-from .agent_app import LLM_APP_HEAD, WEATHER_LUA, WEATHER_TOOL, write_app
+from .agent_app import ASSISTANT_AND_ASK, LLM_APP_HEAD, WEATHER_LUA, WEATHER_TOOL, write_app
 from .conftest import HOSTS, ProcNode
 
 llm_fake = fake_server.llm_fake
 
-APP_INDEX = LLM_APP_HEAD + WEATHER_TOOL + """\
-  - name: assistant
-    kind: registry.entry
-    meta: {type: agent.gen1, name: assistant}
-    prompt: You answer weather questions.
-    model: gpt-test
-    tools: [app:weather]
-  - name: ask
-    kind: process.lua
-    source: file://ask.lua
-    method: main
-    imports:
-      agent_context: wippy.agent:context
-      prompt: wippy.llm:prompt
-"""
+APP_INDEX = LLM_APP_HEAD + WEATHER_TOOL + ASSISTANT_AND_ASK
 
 
 ASK = """\

@@ -35,7 +35,7 @@ from wippy.services._agents import (
 from wippy.services._agents_tools import sanitize_name
 from wippy.services._agents_traits import time_aware_prompt
 
-from .agent_app import LLM_APP_HEAD, WEATHER_LUA, WEATHER_TOOL, write_app
+from .agent_app import ASSISTANT_AND_ASK, LLM_APP_HEAD, WEATHER_LUA, WEATHER_TOOL, write_app
 from .conftest import HOSTS, ProcNode
 
 llm_fake = fake_server.llm_fake  # the fixture: a fresh fake vendor per test
@@ -405,21 +405,7 @@ APP_INDEX = LLM_APP_HEAD + """\
     parameters:
       - name: process_host
         value: app:processes
-""" + WEATHER_TOOL + """\
-  - name: assistant
-    kind: registry.entry
-    meta: {type: agent.gen1, name: assistant}
-    prompt: You answer weather questions.
-    model: gpt-test
-    tools: [app:weather]
-  - name: ask
-    kind: process.lua
-    source: file://ask.lua
-    method: main
-    imports:
-      agent_context: wippy.agent:context
-      prompt: wippy.llm:prompt
-"""
+""" + WEATHER_TOOL + ASSISTANT_AND_ASK
 
 
 ASK = """\
